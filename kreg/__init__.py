@@ -1,0 +1,44 @@
+"""kreg: regularization for Keras 3, and a lab that finds which regularization a model needs.
+
+Library: ``kreg.regularizers``, ``kreg.losses``, ``kreg.augment``,
+``kreg.callbacks``, ``kreg.models``. Lab: ``kreg.config`` (pipelines),
+``kreg.pipeline.tune`` and the ``kreg`` command.
+
+Submodules load lazily so ``import kreg`` (and ``kreg validate``) stays fast
+and does not import TensorFlow until a Keras piece is used.
+"""
+
+import importlib
+
+from kreg.plan import EarlyStoppingSpec
+from kreg.plan import ElasticNetSpec
+from kreg.plan import RegularizationPlan
+
+__version__ = "0.1.0"
+
+_SUBMODULES = (
+    "augment",
+    "callbacks",
+    "config",
+    "data",
+    "losses",
+    "models",
+    "pipeline",
+    "regularizers",
+    "tracking",
+    "tuning",
+)
+
+__all__ = [
+    "EarlyStoppingSpec",
+    "ElasticNetSpec",
+    "RegularizationPlan",
+    "__version__",
+    *_SUBMODULES,
+]
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"kreg.{name}")
+    raise AttributeError(f"module 'kreg' has no attribute {name!r}")

@@ -1,0 +1,46 @@
+"""Optimizer, loss and metrics for a plan: the regularizers that live outside layers."""
+
+from __future__ import annotations
+
+import keras
+
+from kreg import _validation as v
+from kreg.losses import SparseCategoricalCrossentropy
+from kreg.plan import RegularizationPlan
+
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+
+
+def make_optimizer(name: str, learning_rate: float, weight_decay: float | None = None):
+    """Adam / SGD (momentum 0.9) / RMSprop, with decoupled weight decay if asked.
+
+    Keras 3 optimizers all take ``weight_decay`` (decoupled, as in AdamW), so
+    the plan's weight decay needs no optimizer swap.
+    """
+    v.check_choice("optimizer", name, OPTIMIZERS)
+    v.check_positive("learning_rate", learning_rate)
+    kwargs = {"learning_rate": learning_rate}
+    if weight_decay:
+        kwargs["weight_decay"] = weight_decay
+    if name == "adam":
+        return keras.optimizers.AdamW(**kwargs) if weight_decay else keras.optimizers.Adam(**kwargs)
+    if name == "sgd":
+        return keras.optimizers.SGD(momentum=0.9, **kwargs)
+    return keras.optimizers.RMSprop(**kwargs)
+
+
+def compile_model(model, plan: RegularizationPlan | None = None, *, optimizer="adam", learning_rate=1e-3):
+    """Compiles a kreg classifier (logits output, integer labels) for ``plan``.
+
+    The plan's ``learning_rate`` overrides the one given here; its
+    ``weight_decay`` and ``label_smoothing`` go to the optimizer and the loss.
+    Metric: ``accuracy``.
+    """
+    plan = plan or RegularizationPlan()
+    lr = plan.learning_rate or learning_rate
+    model.compile(
+        optimizer=make_optimizer(optimizer, lr, plan.weight_decay),
+        loss=SparseCategoricalCrossentropy(label_smoothing=plan.label_smoothing or 0.0, from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+    return model

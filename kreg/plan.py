@@ -1,0 +1,183 @@
+"""RegularizationPlan: plain data saying which techniques a model gets, and how strong.
+
+The search space turns keras-tuner's ``hp`` into a plan; model builders and
+the trainer read the plan and never see ``hp``. A plan serializes to JSON and
+back, and flattens to MLflow params. ``None`` (or ``False``) means a technique
+is off; the default plan is the unregularized baseline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from kreg import _validation as v
+from kreg.techniques import AUGMENTATIONS
+
+
+@dataclasses.dataclass(frozen=True)
+class ElasticNetSpec:
+    """scikit-learn's parametrization: ``alpha`` strength, ``l1_ratio`` mix."""
+
+    alpha: float
+    l1_ratio: float = 0.5
+
+    def __post_init__(self):
+        v.check_non_negative("elastic_net.alpha", self.alpha)
+        v.check_rate("elastic_net.l1_ratio", self.l1_ratio, allow_one=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class EarlyStoppingSpec:
+    """Stop when the monitored validation metric stops improving."""
+
+    patience: int = 10
+    restore_best: bool = True
+
+    def __post_init__(self):
+        v.check_positive_int("early_stopping.patience", self.patience)
+        if not isinstance(self.restore_best, bool):
+            raise v.invalid("early_stopping.restore_best", "a boolean", self.restore_best)
+
+
+@dataclasses.dataclass(frozen=True)
+class RegularizationPlan:
+    """Which regularization techniques a model gets, and how strong.
+
+    Args:
+        l1: L1 weight penalty factor on every kernel. Default None (off).
+        l2: L2 weight penalty factor on every kernel. Default None.
+        elastic_net: ``ElasticNetSpec`` (sklearn's ``alpha``, ``l1_ratio``).
+        dropout: Dropout rate after hidden dense layers. Default None.
+        spatial_dropout: SpatialDropout rate after convolutions. Default None.
+        input_noise: Standard deviation of Gaussian noise added to the
+            (standardized) input during training. Default None.
+        weight_decay: Decoupled weight decay of the optimizer (AdamW).
+        label_smoothing: Epsilon of label smoothing in the loss.
+        batch_norm: Batch normalization after every hidden layer. Default False.
+        early_stopping: ``EarlyStoppingSpec`` (patience, restore best weights).
+        batch_size: Mini-batch size (small batches regularize implicitly);
+            None keeps the pipeline's default.
+        learning_rate: Learning rate; None keeps the pipeline's default.
+        augmentation: Mapping from augmentation name to strength, e.g.
+            ``{"shift": 0.2, "time_scale": 0.1}`` for sequences or
+            ``{"rotation": 0.1, "zoom": 0.1}`` for images.
+
+    Example:
+        >>> plan = RegularizationPlan(l2=1e-4, dropout=0.2)
+        >>> RegularizationPlan.from_json(plan.to_json()) == plan
+        True
+    """
+
+    l1: float | None = None
+    l2: float | None = None
+    elastic_net: ElasticNetSpec | None = None
+    dropout: float | None = None
+    spatial_dropout: float | None = None
+    input_noise: float | None = None
+    weight_decay: float | None = None
+    label_smoothing: float | None = None
+    batch_norm: bool = False
+    early_stopping: EarlyStoppingSpec | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    augmentation: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        for name in ("l1", "l2", "input_noise", "weight_decay"):
+            value = getattr(self, name)
+            if value is not None:
+                v.check_non_negative(name, value)
+        for name in ("dropout", "spatial_dropout", "label_smoothing"):
+            value = getattr(self, name)
+            if value is not None:
+                v.check_rate(name, value)
+        if not isinstance(self.batch_norm, bool):
+            raise v.invalid("batch_norm", "a boolean", self.batch_norm)
+        if self.batch_size is not None:
+            v.check_positive_int("batch_size", self.batch_size)
+        if self.learning_rate is not None:
+            v.check_positive("learning_rate", self.learning_rate)
+        if not isinstance(self.augmentation, dict):
+            raise v.invalid("augmentation", "a mapping of augmentation name to strength", self.augmentation)
+        for name, strength in self.augmentation.items():
+            v.check_choice("augmentation", name, AUGMENTATIONS)
+            v.check_non_negative(f"augmentation.{name}", strength)
+        for name, cls in (("elastic_net", ElasticNetSpec), ("early_stopping", EarlyStoppingSpec)):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, cls):
+                raise v.invalid(name, f"None or a {cls.__name__}", value)
+
+    # ----------------------------------------------------------------- views
+    def active_techniques(self) -> list[str]:
+        """Names of the techniques switched on, in a stable order."""
+        names = []
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name in ("batch_size", "learning_rate"):
+                continue  # optimization settings, present in every model
+            if field.name == "augmentation":
+                names += [f"augment_{k}" for k, s in sorted(value.items()) if s]
+            elif value not in (None, False, 0, 0.0):
+                names.append(field.name)
+        return names
+
+    @property
+    def is_baseline(self) -> bool:
+        return not self.active_techniques()
+
+    def describe(self) -> str:
+        """Short human-readable summary, e.g. ``l2=1e-04, dropout=0.2``."""
+        parts = []
+        for key, value in self.flatten(prefix="").items():
+            if value in (None, False) or key in ("batch_size", "learning_rate"):
+                continue
+            parts.append(f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}")
+        return ", ".join(parts) or "baseline (no regularization)"
+
+    # --------------------------------------------------------- serialization
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RegularizationPlan":
+        if not isinstance(data, dict):
+            raise v.invalid("plan", "a mapping", data)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise v.invalid("plan", f"only the keys {', '.join(sorted(known))}", unknown[0])
+        data = dict(data)
+        if isinstance(data.get("elastic_net"), dict):
+            data["elastic_net"] = ElasticNetSpec(**data["elastic_net"])
+        if isinstance(data.get("early_stopping"), dict):
+            data["early_stopping"] = EarlyStoppingSpec(**data["early_stopping"])
+        if data.get("augmentation") is None:
+            data["augmentation"] = {}
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> "RegularizationPlan":
+        return cls.from_dict(json.loads(text))
+
+    def flatten(self, prefix: str = "plan.") -> dict[str, Any]:
+        """One level of ``key: scalar`` pairs, e.g. ``plan.elastic_net.alpha``."""
+        flat: dict[str, Any] = {}
+
+        def walk(value, key):
+            if isinstance(value, dict) and value:
+                for k, item in sorted(value.items()):
+                    walk(item, f"{key}.{k}")
+            elif isinstance(value, dict):
+                flat[key] = None
+            else:
+                flat[key] = value
+
+        for field in dataclasses.fields(self):
+            walk(dataclasses.asdict(self)[field.name] if field.name != "augmentation" else self.augmentation,
+                 f"{prefix}{field.name}")
+        return flat

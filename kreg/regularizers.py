@@ -1,0 +1,90 @@
+"""Weight regularizers Keras 3 lacks, and ``get`` to resolve them from data.
+
+Keras already ships L1, L2, L1L2 and OrthogonalRegularizer; ``get`` resolves
+their names too, so a YAML file or an ``hp.Choice`` string can name any of them.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from kreg import _validation as v
+
+
+@keras.saving.register_keras_serializable(package="kreg")
+class ElasticNet(keras.regularizers.Regularizer):
+    """Elastic-net penalty with scikit-learn's parametrization.
+
+    ``penalty = alpha * l1_ratio * sum|w| + 0.5 * alpha * (1 - l1_ratio) * sum w^2``
+
+    The same ``alpha`` and ``l1_ratio`` as ``sklearn.linear_model.ElasticNet``,
+    so strengths found there carry over. ``l1_ratio=1`` is Keras' ``L1(alpha)``;
+    ``l1_ratio=0`` is Keras' ``L2(alpha / 2)``.
+
+    Args:
+        alpha: Overall strength, a non-negative float. Default 0.01.
+        l1_ratio: Share of the L1 term, a float in [0, 1]. Default 0.5.
+
+    Example:
+        >>> layer = keras.layers.Dense(
+        ...     8, kernel_regularizer=kreg.regularizers.ElasticNet(1e-3, 0.5))
+
+    References:
+        Zou and Hastie, "Regularization and variable selection via the
+        elastic net", JRSS-B 2005.
+    """
+
+    def __init__(self, alpha=0.01, l1_ratio=0.5):
+        self.alpha = v.check_non_negative("alpha", alpha)
+        self.l1_ratio = v.check_rate("l1_ratio", l1_ratio, allow_one=True)
+
+    def __call__(self, x):
+        l1 = self.alpha * self.l1_ratio
+        l2 = 0.5 * self.alpha * (1.0 - self.l1_ratio)
+        return l1 * ops.sum(ops.abs(x)) + l2 * ops.sum(ops.square(x))
+
+    def get_config(self):
+        return {"alpha": self.alpha, "l1_ratio": self.l1_ratio}
+
+
+_ALIASES = {
+    "elastic_net": ElasticNet,
+    "elasticnet": ElasticNet,
+    "ElasticNet": ElasticNet,
+}
+
+
+def get(identifier):
+    """Resolves a regularizer from None, a name, a config dict or an instance.
+
+    Args:
+        identifier: ``None``; a name such as ``"l2"`` or ``"elastic_net"``;
+            a dict ``{"class_name": ..., "config": {...}}`` or the shorthand
+            ``{"l2": 1e-4}`` / ``{"elastic_net": {"alpha": ..., "l1_ratio": ...}}``;
+            or a regularizer instance.
+
+    Returns:
+        A ``keras.regularizers.Regularizer`` or None.
+    """
+    if identifier is None or isinstance(identifier, keras.regularizers.Regularizer):
+        return identifier
+    if isinstance(identifier, str):
+        if identifier in _ALIASES:
+            return _ALIASES[identifier]()
+        return keras.regularizers.get(identifier)
+    if isinstance(identifier, dict):
+        if "class_name" in identifier:
+            name = identifier["class_name"]
+            if name in _ALIASES:
+                return _ALIASES[name](**identifier.get("config", {}))
+            return keras.regularizers.get(identifier)
+        if len(identifier) == 1:
+            (name, arg), = identifier.items()
+            if name in _ALIASES:
+                return _ALIASES[name](**arg) if isinstance(arg, dict) else _ALIASES[name](arg)
+            cls = type(keras.regularizers.get(name))
+            return cls(**arg) if isinstance(arg, dict) else cls(arg)
+    if callable(identifier):
+        return identifier
+    raise v.invalid("identifier", "None, a regularizer name, a dict or a Regularizer", identifier)

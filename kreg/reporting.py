@@ -1,0 +1,99 @@
+"""What ``kreg tune`` shows while it runs and when it ends (rich)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from kreg.tracking.records import COMPLETED
+
+METRIC = "accuracy"
+
+
+def _fmt(value, digits=4):
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+class RichReporter:
+    """Trial k of N, epoch, current validation metric and gap; then a summary table."""
+
+    def __init__(self, console: Console | None = None):
+        self.console = console or Console()
+        self.progress = None
+        self.search_task = self.trial_task = None
+        self.total = 0
+
+    def search_started(self, cfg, total):
+        self.total = total
+        self.console.print(
+            f"[bold]kreg tune[/] {cfg.name}: {cfg.search.tuner} search, up to {total} trials x "
+            f"{cfg.training.epochs} epochs on {cfg.data.dataset} ({cfg.model.type}), "
+            f"objective {cfg.search.objective}"
+        )
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=self.console, transient=True,
+        )
+        self.progress.start()
+        self.search_task = self.progress.add_task("search", total=total)
+
+    def trial_started(self, index, trial_id, plan, epochs):
+        if self.progress is None:
+            return
+        if self.trial_task is not None:
+            self.progress.remove_task(self.trial_task)
+        self.trial_task = self.progress.add_task(f"trial {index + 1}/{self.total}", total=epochs)
+
+    def epoch_end(self, index, epoch, epochs, logs):
+        if self.progress is None or self.trial_task is None:
+            return
+        val = logs.get(f"val_{METRIC}")
+        gap = logs.get(f"gap_{METRIC}")
+        self.progress.update(
+            self.trial_task, completed=epoch,
+            description=f"trial {index + 1}/{self.total} epoch {epoch}/{epochs} "
+                        f"val_{METRIC} {_fmt(val)} gap {_fmt(gap, 3)}",
+        )
+
+    def trial_ended(self, index, record):
+        if self.progress is not None:
+            self.progress.advance(self.search_task)
+        if record.status == COMPLETED:
+            m = record.metrics
+            line = (f"trial {record.trial_id} [green]COMPLETED[/] {m['epochs_run']} ep "
+                    f"val {_fmt(m[f'val_{METRIC}'])} gap {_fmt(m[f'gap_{METRIC}'], 3)} "
+                    f"test {_fmt(m[f'test_{METRIC}'])} {record.duration_s:.1f}s | {record.plan.describe()}")
+        else:
+            reason = record.reason.strip().splitlines()[-1] if record.reason else ""
+            line = f"trial {record.trial_id} [red]FAILED[/] {reason} | {record.plan.describe()}"
+        self.console.print(line, highlight=False)
+
+    def search_ended(self, summary):
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+        table = Table(title=f"{summary.pipeline}: baseline vs best ({len(summary.records)} trials, "
+                            f"{summary.duration_s:.0f}s)")
+        table.add_column("trial")
+        for col in ("val acc", "test acc", "train-val gap", "train-test gap", "epochs"):
+            table.add_column(col, justify="right")
+        plans = []
+        for label, record in (("baseline", summary.baseline), ("best", summary.best)):
+            if record is None or record.status != COMPLETED:
+                continue
+            m = record.metrics
+            table.add_row(f"{label} ({record.trial_id})", _fmt(m[f"val_{METRIC}"]),
+                          _fmt(m[f"test_{METRIC}"]), _fmt(m[f"gap_{METRIC}"]),
+                          _fmt(m[f"test_gap_{METRIC}"]), str(m["epochs_run"]))
+            plans.append(f"{label}: {record.plan.describe()}")
+        self.console.print(table)
+        for line in plans:
+            self.console.print(line, highlight=False)
+        if summary.gain_test is not None:
+            self.console.print(f"gain in test {METRIC} over the baseline: {summary.gain_test:+.4f}")
+        if summary.status != "FINISHED":
+            self.console.print(f"[red]search {summary.status}[/]: {summary.error}")
+        self.console.print(f"MLflow parent run {summary.parent_run_id} in experiment '{summary.experiment}'")
+        ui = "kreg ui" if summary.tracking_uri.startswith("sqlite:") else f"mlflow ui --backend-store-uri {summary.tracking_uri}"
+        self.console.print(f"open the runs: [bold]{ui}[/]  (store: {summary.tracking_uri})")

@@ -1,0 +1,56 @@
+"""The names of everything a plan can switch on, importable without Keras.
+
+Config validation, the plan and the layers all read these tuples, so a name is
+spelled in one place.
+"""
+
+SEQUENCE_AUGMENTATIONS = ("shift", "time_scale")
+IMAGE_AUGMENTATIONS = ("flip", "rotation", "zoom", "translation", "contrast", "brightness")
+AUGMENTATIONS = SEQUENCE_AUGMENTATIONS + IMAGE_AUGMENTATIONS
+AUGMENTATIONS_BY_MODALITY = {
+    "sequence": SEQUENCE_AUGMENTATIONS,
+    "image": IMAGE_AUGMENTATIONS,
+    "tabular": (),
+}
+
+MODEL_TYPES = ("mlp", "cnn1d", "cnn2d")
+
+# Parameter kinds: how a value of each parameter is checked.
+#   strength: float >= 0        rate: float in [0, 1)     ratio: float in [0, 1]
+#   count: integer >= 1         positive: float > 0       bool: True / False
+TECHNIQUES = {
+    "l1": {"strength": "strength"},
+    "l2": {"strength": "strength"},
+    "elastic_net": {"alpha": "strength", "l1_ratio": "ratio"},
+    "dropout": {"rate": "rate"},
+    "spatial_dropout": {"rate": "rate"},
+    "input_noise": {"stddev": "strength"},
+    "weight_decay": {"strength": "strength"},
+    "label_smoothing": {"epsilon": "rate"},
+    "batch_norm": {},
+    "early_stopping": {"patience": "count", "restore_best": "bool"},
+    "batch_size": {"value": "count"},
+    "learning_rate": {"value": "positive"},
+    **{f"augment_{name}": {"strength": "strength"} for name in AUGMENTATIONS},
+}
+
+# Parameters a technique may leave out of the YAML, and their value then.
+PARAM_DEFAULTS = {
+    ("elastic_net", "l1_ratio"): 0.5,
+    ("early_stopping", "patience"): 10,
+    ("early_stopping", "restore_best"): True,
+}
+
+# Optimization settings: tuned when listed, never switched off.
+SETTINGS = ("batch_size", "learning_rate")
+
+# Models whose layers a technique needs (absent: any model).
+NEEDS_MODEL = {"spatial_dropout": ("cnn1d", "cnn2d")}
+
+
+def technique_modality(name: str) -> str | None:
+    """The data modality an augmentation technique needs, None for others."""
+    if not name.startswith("augment_"):
+        return None
+    aug = name[len("augment_"):]
+    return "sequence" if aug in SEQUENCE_AUGMENTATIONS else "image"

@@ -1,0 +1,171 @@
+"""The keras-tuner -> MLflow bridge: one parent run per search, one child per trial.
+
+Contract (other code and users rely on these names):
+
+- parent run: tag ``kreg.pipeline``; the pipeline config as params and as an
+  artifact; at the end ``best_trial_id``, the best trial's test metrics
+  (``best_test_*``), ``baseline_test_<metric>``, ``gain_test_<metric>``, the
+  table of all trials (CSV and markdown) and the validation-vs-gap plot.
+- child run per trial: tags ``kreg.trial_id``, ``kreg.trial_status``
+  (COMPLETED / FAILED) and ``mlflow.parentRunId``; params: every
+  hyperparameter (``hp.*``) and the plan, flattened (``plan.*``); per epoch
+  (step = epoch, from 1) one ``log_batch`` with Keras' logs plus ``train_*``
+  and ``gap_*``; at the end ``test_*``, ``test_gap_*``, ``epochs_run``,
+  ``best_epoch``, ``best_val_*`` and the artifacts (learning curves, plan).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import time
+from pathlib import Path
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+from kreg.tracking.store import artifact_root_for, local_store_path, resolve_tracking_uri
+
+_PARAM_BATCH = 100  # MLflow's limit of params per log_batch
+_METRIC_BATCH = 1000
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _param_value(value) -> str:
+    text = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+    return text[:6000]
+
+
+def flatten(data, prefix: str = "") -> dict:
+    """Nested mappings -> ``{"a.b.c": value}``."""
+    flat = {}
+    if isinstance(data, dict):
+        for key, value in data.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            if isinstance(value, dict) and value:
+                flat.update(flatten(value, name))
+            else:
+                flat[name] = value
+    return flat
+
+
+def _finite_metrics(values: dict, step: int, ts: int) -> list[Metric]:
+    out = []
+    for key, value in values.items():
+        if value is None or isinstance(value, bool):
+            continue
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(value):
+            out.append(Metric(key, value, ts, step))
+    return out
+
+
+class TrialRun:
+    """The MLflow child run of one trial."""
+
+    def __init__(self, client: MlflowClient, run_id: str):
+        self.client, self.run_id = client, run_id
+
+    def log_epoch(self, step: int, values: dict) -> None:
+        """All of one epoch's figures in one ``log_batch`` call."""
+        metrics = _finite_metrics(values, step, _now_ms())
+        if metrics:
+            self.client.log_batch(self.run_id, metrics=metrics)
+
+    def log_metrics(self, values: dict, step: int = 0) -> None:
+        metrics = _finite_metrics(values, step, _now_ms())
+        for i in range(0, len(metrics), _METRIC_BATCH):
+            self.client.log_batch(self.run_id, metrics=metrics[i:i + _METRIC_BATCH])
+
+    def log_artifact(self, path: Path) -> None:
+        self.client.log_artifact(self.run_id, str(path))
+
+    def finish(self, status: str, reason: str = "") -> None:
+        tags = [RunTag("kreg.trial_status", status)]
+        if reason:
+            tags.append(RunTag("kreg.failure_reason", reason[:5000]))
+        self.client.log_batch(self.run_id, tags=tags)
+        self.client.set_terminated(self.run_id, "FINISHED" if status == "COMPLETED" else "FAILED")
+
+
+class SearchTracker:
+    """Creates and fills the runs of one ``kreg tune`` call."""
+
+    def __init__(self, tracking_uri: str | None, experiment: str):
+        self.tracking_uri = resolve_tracking_uri(tracking_uri)
+        store = local_store_path(self.tracking_uri)
+        if store is not None:
+            store.mkdir(parents=True, exist_ok=True)
+        self.client = MlflowClient(tracking_uri=self.tracking_uri)
+        found = self.client.get_experiment_by_name(experiment)
+        if found is None:
+            self.experiment_id = self.client.create_experiment(
+                experiment, artifact_location=artifact_root_for(self.tracking_uri)
+            )
+        else:
+            self.experiment_id = found.experiment_id
+        self.experiment = experiment
+        self.parent_id: str | None = None
+
+    # ------------------------------------------------------------- parent
+    def start_search(self, pipeline_name: str, config: dict, config_text: str, run_name: str | None = None) -> str:
+        run_name = run_name or f"{pipeline_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=run_name,
+            tags={"kreg.pipeline": pipeline_name, "kreg.role": "search"},
+        )
+        self.parent_id = run.info.run_id
+        self._log_params(self.parent_id, flatten(config))
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "pipeline.yaml"
+            path.write_text(config_text)
+            self.client.log_artifact(self.parent_id, str(path))
+        return self.parent_id
+
+    def parent_artifact_dir(self) -> Path | None:
+        """Local directory of the parent run's artifacts (None for remote stores)."""
+        uri = self.client.get_run(self.parent_id).info.artifact_uri
+        if uri.startswith("file://"):
+            return Path(uri[len("file://"):])
+        return None
+
+    def end_search(self, metrics: dict, artifacts: list[Path], status: str = "FINISHED",
+                   tags: dict | None = None) -> None:
+        run = TrialRun(self.client, self.parent_id)
+        run.log_metrics(metrics)
+        if tags:
+            self.client.log_batch(self.parent_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        for path in artifacts:
+            run.log_artifact(path)
+        self.client.set_terminated(self.parent_id, status)
+
+    # ------------------------------------------------------------- trials
+    def start_trial(self, trial_id: str, hp_values: dict, plan) -> TrialRun:
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=f"trial-{trial_id}",
+            tags={
+                "mlflow.parentRunId": self.parent_id,
+                "kreg.trial_id": trial_id,
+                "kreg.trial_status": "RUNNING",
+                "kreg.techniques": ",".join(plan.active_techniques()) or "baseline",
+                "kreg.plan": plan.describe(),
+            },
+        )
+        params = {f"hp.{k}": v for k, v in hp_values.items()}
+        params.update(plan.flatten(prefix="plan."))
+        self._log_params(run.info.run_id, params)
+        return TrialRun(self.client, run.info.run_id)
+
+    def _log_params(self, run_id: str, params: dict) -> None:
+        items = [Param(k, _param_value(v)) for k, v in sorted(params.items())]
+        for i in range(0, len(items), _PARAM_BATCH):
+            self.client.log_batch(run_id, params=items[i:i + _PARAM_BATCH])

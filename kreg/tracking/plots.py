@@ -1,0 +1,74 @@
+"""Plots people would rather look at than read: learning curves and the search map."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def learning_curves(history: dict, path: Path, *, metric: str = "accuracy", kept_epoch: int | None = None,
+                    title: str = "") -> Path:
+    """Train (inference mode), validation and gap per epoch, for loss and ``metric``.
+
+    Keras' running training figures (dropout and augmentation on) are drawn
+    dotted, so the difference between them and the honest ones is visible.
+    """
+    epochs = list(range(1, len(history.get("loss", [])) + 1))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for ax, name in zip(axes[:2], ("loss", metric)):
+        if history.get(f"train_{name}"):
+            ax.plot(epochs, history[f"train_{name}"], label="train (inference)", color="tab:blue")
+        if history.get(name):
+            ax.plot(epochs, history[name], ":", label="train (fit, running)", color="tab:blue", alpha=0.6)
+        if history.get(f"val_{name}"):
+            ax.plot(epochs, history[f"val_{name}"], label="validation", color="tab:orange")
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+    gap_ax = axes[2]
+    for name, color in (("loss", "tab:red"), (metric, "tab:purple")):
+        if history.get(f"gap_{name}"):
+            gap_ax.plot(epochs, history[f"gap_{name}"], label=f"gap_{name}", color=color)
+    gap_ax.axhline(0.0, color="gray", linewidth=0.8)
+    gap_ax.set_title("generalization gap (positive = overfitting)")
+    gap_ax.set_xlabel("epoch")
+    for ax in axes:
+        if kept_epoch:
+            ax.axvline(kept_epoch, color="green", linestyle="--", linewidth=0.8, label="kept weights")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def search_map(records, path: Path, *, metric: str = "accuracy", best_id: str | None = None,
+               baseline_id: str | None = None) -> Path:
+    """Validation ``metric`` against its gap for every completed trial."""
+    fig, ax = plt.subplots(figsize=(7, 5))
+    done = [r for r in records if r.status == "COMPLETED" and f"val_{metric}" in r.metrics]
+    xs = [r.metrics.get(f"gap_{metric}", 0.0) for r in done]
+    ys = [r.metrics[f"val_{metric}"] for r in done]
+    ax.scatter(xs, ys, color="tab:blue", alpha=0.7, label="trial")
+    for r, x, y in zip(done, xs, ys):
+        ax.annotate(r.trial_id, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        if r.trial_id == baseline_id:
+            ax.scatter([x], [y], s=120, facecolors="none", edgecolors="black", label="baseline")
+        if r.trial_id == best_id:
+            ax.scatter([x], [y], s=200, marker="*", color="gold", edgecolors="black", label="best")
+    ax.axvline(0.0, color="gray", linewidth=0.8)
+    ax.set_xlabel(f"gap_{metric} (train - validation, inference mode)")
+    ax.set_ylabel(f"val_{metric}")
+    ax.set_title("trials: validation score against generalization gap")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

@@ -1,0 +1,60 @@
+"""What one trial produced, as plain data (written to MLflow and summary tables)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+COMPLETED = "COMPLETED"
+FAILED = "FAILED"
+
+
+@dataclasses.dataclass
+class TrialRecord:
+    trial_id: str
+    status: str = "RUNNING"
+    plan: Any = None  # RegularizationPlan
+    hp_values: dict = dataclasses.field(default_factory=dict)
+    metrics: dict = dataclasses.field(default_factory=dict)  # end-of-trial figures
+    history: dict = dataclasses.field(default_factory=dict)  # per-epoch lists
+    objective: float | None = None
+    reason: str = ""
+    duration_s: float = 0.0
+    run_id: str | None = None
+
+    def row(self, metric: str = "accuracy") -> dict:
+        """One line of the search's summary table."""
+        m = self.metrics
+        return {
+            "trial_id": self.trial_id,
+            "status": self.status,
+            "plan": self.plan.describe() if self.plan is not None else "",
+            "epochs_run": m.get("epochs_run"),
+            "kept_epoch": m.get("kept_epoch"),
+            "objective": self.objective,
+            f"val_{metric}": m.get(f"val_{metric}"),
+            f"train_{metric}": m.get(f"train_{metric}"),
+            f"gap_{metric}": m.get(f"gap_{metric}"),
+            f"test_{metric}": m.get(f"test_{metric}"),
+            f"test_gap_{metric}": m.get(f"test_gap_{metric}"),
+            "test_loss": m.get("test_loss"),
+            "duration_s": round(self.duration_s, 2),
+            "reason": self.reason,
+        }
+
+
+def markdown_table(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    header = list(rows[0])
+
+    def fmt(value):
+        if value is None:
+            return ""
+        if isinstance(value, float):
+            return f"{value:.4f}"
+        return str(value).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(fmt(row[k]) for k in header) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
