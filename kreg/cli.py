@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import subprocess
 import sys
@@ -88,6 +89,7 @@ def _cmd_ui(args) -> int:
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # its INFO lines drown the progress
     try:
         return {"tune": _cmd_tune, "validate": _cmd_validate, "ui": _cmd_ui}[args.command](args)
     except ConfigError as exc:

@@ -96,6 +96,7 @@ def _load_tfds(name: str, data_dir: str | None):
 
     from kreg.data.builders import PACKAGED
 
+    tfds.disable_progress_bar()
     if name in PACKAGED:
         builder = PACKAGED[name](data_dir=data_dir)
         builder.download_and_prepare()
@@ -115,14 +116,19 @@ def _load_tfds(name: str, data_dir: str | None):
 
     def read(split):
         try:
-            ds = builder.as_dataset(split=split, as_supervised=True, batch_size=-1)
+            ds = builder.as_dataset(split=split, as_supervised=True)
         except AssertionError as exc:  # tfds' "Dataset not found" on a missing data_dir
             raise DataError(
                 f"Dataset {name!r} is not prepared under data_dir={builder.data_dir!r}; "
                 "kreg never downloads at run time. Prepare it with tensorflow-datasets first."
             ) from exc
-        x, y = tfds.as_numpy(ds)
-        return np.asarray(x), np.asarray(y).astype(np.int64)
+        # Batches, not batch_size=-1: the single-tensor path aborts under
+        # tfds.testing.mock_data, and batches keep peak memory lower.
+        xs, ys = [], []
+        for x, y in tfds.as_numpy(ds.batch(4096)):
+            xs.append(x)
+            ys.append(y)
+        return np.concatenate(xs), np.concatenate(ys).astype(np.int64)
 
     x_train, y_train = read("train")
     x_test, y_test = read("test")

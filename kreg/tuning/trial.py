@@ -131,6 +131,7 @@ class TrialRunner:
             validation_data=splits.eval_dataset("validation"),
             epochs=epochs,
             callbacks=callbacks,
+            shuffle=False,  # the tf.data pipeline shuffles (seeded) itself
             verbose=0,
         )
         hist = {k: [float(x) for x in v] for k, v in history.history.items()}

@@ -1,0 +1,108 @@
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kreg.cli import main
+from kreg.config import ConfigError, load_pipeline, parse_pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+PIPELINES = sorted((ROOT / "pipelines").glob("*.yaml"))
+BASE = {
+    "name": "t",
+    "data": {"dataset": "wine"},
+    "model": {"type": "mlp"},
+    "search": {"techniques": {"l2": {"min": 1e-5, "max": 1e-2, "scale": "log"}, "dropout": {"min": 0.1, "max": 0.5}}},
+}
+
+
+def with_(path, value, base=BASE):
+    data = copy.deepcopy(base)
+    node = data
+    keys = path.split(".")
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+    node[keys[-1]] = value
+    return data
+
+
+@pytest.mark.parametrize("path", PIPELINES, ids=lambda p: p.name)
+def test_shipped_pipelines_are_valid(path):
+    cfg = load_pipeline(path)
+    assert cfg.search.techniques and cfg.search.max_trials >= 1
+
+
+def test_shorthand_and_defaults():
+    cfg = parse_pipeline(with_("search.techniques.early_stopping", {"patience": {"values": [5, 10]}}))
+    tech = cfg.search.techniques
+    assert set(tech["l2"].params) == {"strength"} and tech["l2"].optional
+    assert "restore_best" not in tech["early_stopping"].params  # filled from PARAM_DEFAULTS later
+    assert cfg.training.epochs == 30 and cfg.search.tuner == "bayesian"
+
+
+@pytest.mark.parametrize(
+    "data, field, value",
+    [
+        (with_("data.colour", "red"), "data.colour", "red"),
+        (with_("search.max_trials", "many"), "search.max_trials", "many"),
+        (with_("search.max_trials", 0), "search.max_trials", 0),
+        (with_("search.techniques.l2", {"min": 1e-2, "max": 1e-5}), "search.techniques.l2.strength", None),
+        (with_("search.techniques.l2", {"min": 0.0, "max": 1e-2, "scale": "log"}), "search.techniques.l2.strength", None),
+        (with_("data.dataset", "imagenet"), "data.dataset", "imagenet"),
+        (with_("search.techniques.dropconnect", {"min": 0.1, "max": 0.2}), "search.techniques.dropconnect", "dropconnect"),
+        (with_("search.techniques.dropout", {"min": 0.1, "max": 1.5}), "search.techniques.dropout.rate.max", 1.5),
+        (with_("search.techniques.augment_rotation", {"min": 0.1, "max": 0.2}), "search.techniques.augment_rotation", "augment_rotation"),
+        (with_("search.techniques.spatial_dropout", {"min": 0.1, "max": 0.2}), "search.techniques.spatial_dropout", "spatial_dropout"),
+        (with_("search.exclusive", [["l2", "l1"]]), "search.exclusive[0]", "l1"),
+        (with_("search.tuner", "grid"), "search.techniques.l2.strength", None),
+        (with_("model.kernel_size", 3), "model.kernel_size", 3),
+        (with_("search.techniques.batch_size", {"values": [16, 0]}), "search.techniques.batch_size.value", 0),
+    ],
+)
+def test_invalid_config_names_field_and_value(data, field, value):
+    with pytest.raises(ConfigError) as info:
+        parse_pipeline(data)
+    err = info.value
+    assert err.field == field
+    assert f"Invalid value received for field `{field}`" in str(err)
+    if value is not None:
+        assert err.value == value
+        assert f"Received: {field}={value!r}" in str(err)
+
+
+def test_range_order_message():
+    with pytest.raises(ConfigError, match=r"min <= max \(min=0.01, max=1e-05\)"):
+        parse_pipeline(with_("search.techniques.l2", {"min": 1e-2, "max": 1e-5}))
+
+
+def test_overrides_are_validated():
+    cfg = parse_pipeline(BASE)
+    assert cfg.with_overrides(max_trials=3, epochs=2, seed=5).search.max_trials == 3
+    with pytest.raises(ConfigError, match="search.max_trials"):
+        cfg.with_overrides(max_trials=0)
+
+
+def test_cli_exit_code_2_and_no_run(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(with_("search.techniques.l2", {"min": 1.0, "max": 0.1})))
+    store = tmp_path / "store"
+    code = main(["tune", str(bad), "--tracking-uri", f"sqlite:///{store}/mlflow.db"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "search.techniques.l2.strength" in err and err.count("\n") == 1
+    assert not store.exists()  # nothing was created
+
+
+def test_cli_validate(capsys):
+    assert main(["validate", str(ROOT / "pipelines" / "mnist1d_cnn.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "valid pipeline 'mnist1d_cnn'" in out and "spatial_dropout" in out
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="an existing YAML file"):
+        load_pipeline(tmp_path / "nope.yaml")
+    (tmp_path / "bad.yaml").write_text("name: [unclosed")
+    with pytest.raises(ConfigError, match="valid YAML"):
+        load_pipeline(tmp_path / "bad.yaml")
