@@ -63,8 +63,12 @@ def _cmd_validate(args) -> int:
 
 def _cmd_tune(args) -> int:
     cfg = _load(args)  # a bad config exits before anything is imported or logged
+    import mlflow  # noqa: F401  (configures its loggers on import; quiet them after)
+
     from kreg.pipeline import tune
     from kreg.reporting import RichReporter
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # its INFO lines drown the progress
 
     config_text = Path(args.pipeline).read_text()
     summary = tune(cfg, reporter=RichReporter(), config_text=config_text)
@@ -89,7 +93,6 @@ def _cmd_ui(args) -> int:
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    logging.getLogger("mlflow").setLevel(logging.WARNING)  # its INFO lines drown the progress
     try:
         return {"tune": _cmd_tune, "validate": _cmd_validate, "ui": _cmd_ui}[args.command](args)
     except ConfigError as exc:

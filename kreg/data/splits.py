@@ -8,7 +8,10 @@ carved out of the training split, stratified, from the run seed.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
+import logging
 from typing import Literal
 
 import numpy as np
@@ -99,7 +102,12 @@ def _load_tfds(name: str, data_dir: str | None):
     tfds.disable_progress_bar()
     if name in PACKAGED:
         builder = PACKAGED[name](data_dir=data_dir)
-        builder.download_and_prepare()
+        if not builder.is_prepared():
+            # tfds announces "Downloading and preparing" on stdout; nothing is
+            # downloaded here (the examples come from an installed package).
+            logging.getLogger("kreg").info("preparing %s offline in %s", name, builder.data_dir)
+            with contextlib.redirect_stdout(io.StringIO()):
+                builder.download_and_prepare()
     else:
         tfds_name = name[len(TFDS_PREFIX):]
         try:
