@@ -159,6 +159,8 @@ def tune(cfg: PipelineConfig, *, reporter=None, config_text: str | None = None) 
     except Exception as exc:  # e.g. keras-tuner's limit on consecutive failed trials
         status, error = "FAILED", f"{type(exc).__name__}: {exc}"
     finally:
+        for problem in runner.wait():
+            error = f"{error}; {problem}" if error else problem
         records = runner.records
         summary = SearchSummary(
             pipeline=cfg.name, parent_run_id=parent_id, experiment=cfg.experiment_name(),

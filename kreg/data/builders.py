@@ -108,36 +108,36 @@ class Digits(_PackagedBuilder):
         return x[:half], digits.target[:half], x[half:], digits.target[half:]
 
 
-class BreastCancer(_PackagedBuilder):
+class _SklearnTabular(_PackagedBuilder):
+    """A scikit-learn tabular set with a fixed stratified 25% test split."""
+
+    LOADER = ""  # name of the sklearn.datasets loader
+    HOMEPAGE = "https://scikit-learn.org/stable/datasets/toy_dataset.html"
+
+    def _load_arrays(self):
+        import sklearn.datasets
+
+        data = getattr(sklearn.datasets, self.LOADER)()
+        x_train, x_test, y_train, y_test = _fixed_stratified_split(data.data, data.target)
+        return x_train, y_train, x_test, y_test
+
+
+class BreastCancer(_SklearnTabular):
     """scikit-learn's Wisconsin breast cancer set: 569 examples, 30 features."""
 
     SHAPE = (30,)
     CLASSES = 2
+    LOADER = "load_breast_cancer"
     DESCRIPTION = "scikit-learn's breast_cancer; fixed stratified 25% test split."
-    HOMEPAGE = "https://scikit-learn.org/stable/datasets/toy_dataset.html"
-
-    def _load_arrays(self):
-        from sklearn.datasets import load_breast_cancer
-
-        data = load_breast_cancer()
-        x_train, x_test, y_train, y_test = _fixed_stratified_split(data.data, data.target)
-        return x_train, y_train, x_test, y_test
 
 
-class Wine(_PackagedBuilder):
+class Wine(_SklearnTabular):
     """scikit-learn's wine recognition set: 178 examples, 13 features, 3 classes."""
 
     SHAPE = (13,)
     CLASSES = 3
+    LOADER = "load_wine"
     DESCRIPTION = "scikit-learn's wine; fixed stratified 25% test split."
-    HOMEPAGE = "https://scikit-learn.org/stable/datasets/toy_dataset.html"
-
-    def _load_arrays(self):
-        from sklearn.datasets import load_wine
-
-        data = load_wine()
-        x_train, x_test, y_train, y_test = _fixed_stratified_split(data.data, data.target)
-        return x_train, y_train, x_test, y_test
 
 
 PACKAGED = {"mnist1d": Mnist1d, "digits": Digits, "breast_cancer": BreastCancer, "wine": Wine}

@@ -9,8 +9,8 @@ Contract (other code and users rely on these names):
 - child run per trial: tags ``kreg.trial_id``, ``kreg.trial_status``
   (COMPLETED / FAILED) and ``mlflow.parentRunId``; params: every
   hyperparameter (``hp.*``) and the plan, flattened (``plan.*``); per epoch
-  (step = epoch, from 1) one ``log_batch`` with Keras' logs plus ``train_*``
-  and ``gap_*``; at the end ``test_*``, ``test_gap_*``, ``epochs_run``,
+  (step = epoch, from 1) Keras' logs plus ``train_*`` and ``gap_*``, written
+  in batches (see ``TrialRun``); at the end ``test_*``, ``test_gap_*``, ``epochs_run``,
   ``best_epoch``, ``best_val_*`` and the artifacts (learning curves, plan).
 """
 
@@ -68,16 +68,32 @@ def _finite_metrics(values: dict, step: int, ts: int) -> list[Metric]:
 
 
 class TrialRun:
-    """The MLflow child run of one trial."""
+    """The MLflow child run of one trial.
 
-    def __init__(self, client: MlflowClient, run_id: str):
+    Per-epoch figures are buffered and written with one ``log_batch`` at most
+    every ``flush_every_s`` seconds (and at the end), so the UI follows a
+    running trial within seconds while training almost never waits for the
+    store. (MLflow's own asynchronous logging costs about a second per run
+    when the run ends, more than it saves here.)
+    """
+
+    def __init__(self, client: MlflowClient, run_id: str, flush_every_s: float = 5.0):
         self.client, self.run_id = client, run_id
+        self.flush_every_s = flush_every_s
+        self._buffer: list[Metric] = []
+        self._last_flush = time.monotonic()
 
     def log_epoch(self, step: int, values: dict) -> None:
-        """All of one epoch's figures in one ``log_batch`` call."""
-        metrics = _finite_metrics(values, step, _now_ms())
-        if metrics:
-            self.client.log_batch(self.run_id, metrics=metrics)
+        """Queues one epoch's figures; writes the queue when it is due."""
+        self._buffer += _finite_metrics(values, step, _now_ms())
+        if time.monotonic() - self._last_flush >= self.flush_every_s:
+            self.flush()
+
+    def flush(self) -> None:
+        buffer, self._buffer = self._buffer, []
+        for i in range(0, len(buffer), _METRIC_BATCH):
+            self.client.log_batch(self.run_id, metrics=buffer[i:i + _METRIC_BATCH])
+        self._last_flush = time.monotonic()
 
     def log_metrics(self, values: dict, step: int = 0) -> None:
         metrics = _finite_metrics(values, step, _now_ms())
@@ -88,6 +104,7 @@ class TrialRun:
         self.client.log_artifact(self.run_id, str(path))
 
     def finish(self, status: str, reason: str = "") -> None:
+        self.flush()
         tags = [RunTag("kreg.trial_status", status)]
         if reason:
             tags.append(RunTag("kreg.failure_reason", reason[:5000]))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+# Figures are built with the object API, never pyplot: no global state, so
+# plots can be drawn on a worker thread while the next trial trains.
 
 
 def learning_curves(history: dict, path: Path, *, metric: str = "accuracy", kept_epoch: int | None = None,
@@ -18,7 +18,8 @@ def learning_curves(history: dict, path: Path, *, metric: str = "accuracy", kept
     dotted, so the difference between them and the honest ones is visible.
     """
     epochs = list(range(1, len(history.get("loss", [])) + 1))
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig = Figure(figsize=(13, 3.6))
+    axes = fig.subplots(1, 3)
     for ax, name in zip(axes[:2], ("loss", metric)):
         if history.get(f"train_{name}"):
             ax.plot(epochs, history[f"train_{name}"], label="train (inference)", color="tab:blue")
@@ -44,14 +45,14 @@ def learning_curves(history: dict, path: Path, *, metric: str = "accuracy", kept
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
-    plt.close(fig)
     return path
 
 
 def search_map(records, path: Path, *, metric: str = "accuracy", best_id: str | None = None,
                baseline_id: str | None = None) -> Path:
     """Validation ``metric`` against its gap for every completed trial."""
-    fig, ax = plt.subplots(figsize=(7, 5))
+    fig = Figure(figsize=(7, 5))
+    ax = fig.subplots()
     done = [r for r in records if r.status == "COMPLETED" and f"val_{metric}" in r.metrics]
     xs = [r.metrics.get(f"gap_{metric}", 0.0) for r in done]
     ys = [r.metrics[f"val_{metric}"] for r in done]
@@ -70,5 +71,4 @@ def search_map(records, path: Path, *, metric: str = "accuracy", best_id: str | 
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
-    plt.close(fig)
     return path

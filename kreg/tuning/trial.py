@@ -11,6 +11,7 @@ import math
 import tempfile
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import keras
@@ -74,6 +75,10 @@ class TrialRunner:
         self.objective = objective_for(cfg.search)
         self.records: list[TrialRecord] = []
         self._train_sample = splits.train_sample(cfg.data.train_eval_samples)
+        # Plots, artifacts and closing a run happen on a worker thread while
+        # the next trial trains; `wait` joins them before the search summary.
+        self._finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kreg-finish")
+        self._finishing: list = []
 
     def _callbacks(self, plan: RegularizationPlan, run, index: int, epochs: int):
         gap = GeneralizationGap(
@@ -113,9 +118,9 @@ class TrialRunner:
             record.status = FAILED
             record.reason = f"{type(exc).__name__}: {exc}" if isinstance(exc, Diverged) else traceback.format_exc(limit=4)
         record.duration_s = time.perf_counter() - start
-        self._finish_run(record, run)
+        if run is not None:
+            self._finishing.append((record, self._finisher.submit(self._finish_run, record, run)))
         self.reporter.trial_ended(index, record)
-        keras.backend.clear_session()
         if record.status == FAILED:
             raise kt.errors.FailedTrialError(record.reason.strip().splitlines()[-1])
         return record
@@ -171,9 +176,18 @@ class TrialRunner:
         metrics[f"test_gap_{METRIC}"] = metrics[f"train_{METRIC}"] - metrics[f"test_{METRIC}"]
         return metrics
 
+    def wait(self) -> list[str]:
+        """Waits for every trial's artifacts and run closing; returns any errors."""
+        errors = []
+        for record, future in self._finishing:
+            try:
+                future.result()
+            except Exception as exc:  # the trial's metrics are logged; say what is missing
+                errors.append(f"trial {record.trial_id}: could not write its artifacts ({exc})")
+        self._finishing = []
+        return errors
+
     def _finish_run(self, record: TrialRecord, run) -> None:
-        if run is None:
-            return
         # Final figures go under their own names (kept_/test_ etc.) at step
         # epochs_run, so the per-epoch curves stay intact.
         final = {k: v for k, v in record.metrics.items()
