@@ -156,7 +156,7 @@ class DataConfig(_Strict):
     validation_fraction: float = Field(default=0.2, gt=0, lt=1)
     data_dir: str | None = None
     standardize: Literal["none", "global", "feature"] | None = None
-    train_eval_samples: int | None = Field(default=1000, ge=1)
+    train_eval_samples: int | None = Field(default=500, ge=1)
     max_train_examples: int | None = Field(default=None, ge=1)
 
     @field_validator("dataset")

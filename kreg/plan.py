@@ -129,11 +129,23 @@ class RegularizationPlan:
 
     def describe(self) -> str:
         """Short human-readable summary, e.g. ``l2=1e-04, dropout=0.2``."""
+
+        def fmt(value):
+            return f"{value:.3g}" if isinstance(value, float) else str(value)
+
         parts = []
-        for key, value in self.flatten(prefix="").items():
-            if value in (None, False) or key in ("batch_size", "learning_rate"):
-                continue
-            parts.append(f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}")
+        for name in self.active_techniques():
+            if name.startswith("augment_"):
+                parts.append(f"{name}={fmt(self.augmentation[name[len('augment_'):]])}")
+            elif name == "elastic_net":
+                parts.append(f"elastic_net(alpha={fmt(self.elastic_net.alpha)}, l1_ratio={fmt(self.elastic_net.l1_ratio)})")
+            elif name == "early_stopping":
+                restore = ", restore best" if self.early_stopping.restore_best else ""
+                parts.append(f"early_stopping(patience={self.early_stopping.patience}{restore})")
+            elif name == "batch_norm":
+                parts.append("batch_norm")
+            else:
+                parts.append(f"{name}={fmt(getattr(self, name))}")
         return ", ".join(parts) or "baseline (no regularization)"
 
     # --------------------------------------------------------- serialization

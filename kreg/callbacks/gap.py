@@ -40,7 +40,7 @@ class GeneralizationGap(keras.callbacks.Callback):
     Args:
         train_data: ``(x, y)`` arrays of training data, or a batched
             ``tf.data.Dataset`` of ``(x, y)``. For speed pass a fixed sample
-            (kreg's pipeline uses 1000 examples by default).
+            (kreg's pipeline uses 500 by default).
         every: Evaluate every this many epochs (and always at the last).
             Default 1.
         batch_size: Batch size of the evaluation for array input. Default
