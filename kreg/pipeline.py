@@ -35,6 +35,7 @@ class SearchSummary:
     duration_s: float
     status: str = "FINISHED"
     error: str = ""
+    experiment_id: str | None = None
 
     @property
     def gain_test(self) -> float | None:
@@ -168,6 +169,7 @@ def tune(cfg: PipelineConfig, *, reporter=None, config_text: str | None = None) 
             baseline=records[0] if records else None,
             best=pick_best(records, objective_for(cfg.search)),
             duration_s=time.perf_counter() - start, status=status, error=error,
+            experiment_id=tracker.experiment_id,
         )
         with tempfile.TemporaryDirectory() as tmp:
             tags = {"kreg.best_trial_id": summary.best.trial_id} if summary.best else {}

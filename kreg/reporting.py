@@ -96,4 +96,5 @@ class RichReporter:
             self.console.print(f"[red]search {summary.status}[/]: {summary.error}")
         self.console.print(f"MLflow parent run {summary.parent_run_id} in experiment '{summary.experiment}'")
         ui = "kreg ui" if summary.tracking_uri.startswith("sqlite:") else f"mlflow ui --backend-store-uri {summary.tracking_uri}"
-        self.console.print(f"open the runs: [bold]{ui}[/]  (store: {summary.tracking_uri})")
+        self.console.print(f"open the runs: [bold]{ui}[/], then http://127.0.0.1:5000/#/experiments/"
+                           f"{summary.experiment_id}/runs  (store: {summary.tracking_uri})", highlight=False)

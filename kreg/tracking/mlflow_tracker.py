@@ -27,6 +27,7 @@ from mlflow.tracking import MlflowClient
 
 from kreg.tracking.store import artifact_root_for, local_store_path, resolve_tracking_uri
 
+_EXPERIMENT_KIND = "mlflow.experimentKind"
 _PARAM_BATCH = 100  # MLflow's limit of params per log_batch
 _METRIC_BATCH = 1000
 
@@ -128,6 +129,10 @@ class SearchTracker:
             )
         else:
             self.experiment_id = found.experiment_id
+        if found is None or _EXPERIMENT_KIND not in found.tags:
+            # MLflow 3's UI opens an untagged experiment on its GenAI (traces)
+            # overview; this tag makes it open on the runs table.
+            self.client.set_experiment_tag(self.experiment_id, _EXPERIMENT_KIND, "custom_model_development")
         self.experiment = experiment
         self.parent_id: str | None = None
 
