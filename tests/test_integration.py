@@ -49,6 +49,8 @@ def test_parents_and_children(store):
     parents = [r for r in all_runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in all_runs if "mlflow.parentRunId" in r.data.tags]
     assert len(parents) == 2  # two calls, two parent runs, nothing overwritten
+    exp = store.get_experiment_by_name("wine_it")
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"  # UI opens on runs
     assert len(children) == 3
     first = parents[0]
     assert first.data.tags["kreg.pipeline"] == "wine_it"
