@@ -80,3 +80,50 @@ class SparseCategoricalCrossentropy(keras.losses.Loss):
             from_logits=self.from_logits,
         )
         return config
+
+
+@keras.saving.register_keras_serializable(package="kreg")
+class ConfidencePenalty(keras.losses.Loss):
+    """Cross-entropy minus ``beta`` times the entropy of the prediction.
+
+    Penalizing low-entropy (over-confident) output distributions regularizes
+    like label smoothing, but pulls toward the model's own distribution
+    rather than the uniform one.
+
+    Args:
+        beta: Strength of the entropy bonus, a non-negative float. Default 0.1.
+        from_logits: Whether predictions are logits. Default False.
+        sparse: Integer labels (True, default) or one-hot labels.
+        reduction, name: As in ``keras.losses.Loss``.
+
+    Example:
+        >>> model.compile("adam", kreg.losses.ConfidencePenalty(0.1, from_logits=True))
+
+    References:
+        Pereyra et al., "Regularizing neural networks by penalizing confident
+        output distributions", ICLR workshop 2017.
+    """
+
+    def __init__(self, beta=0.1, from_logits=False, sparse=True, reduction="sum_over_batch_size",
+                 name="confidence_penalty", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.beta = v.check_non_negative("beta", beta)
+        self.from_logits = bool(from_logits)
+        self.sparse = bool(sparse)
+
+    def call(self, y_true, y_pred):
+        if self.sparse:
+            ce = keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=self.from_logits)
+        else:
+            ce = keras.losses.categorical_crossentropy(y_true, y_pred, from_logits=self.from_logits)
+        if self.from_logits:
+            log_p = ops.log_softmax(y_pred, axis=-1)
+        else:
+            log_p = ops.log(ops.clip(y_pred, keras.config.epsilon(), 1.0))
+        entropy = -ops.sum(ops.exp(log_p) * log_p, axis=-1)
+        return ce - self.beta * entropy
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(beta=self.beta, from_logits=self.from_logits, sparse=self.sparse)
+        return config
