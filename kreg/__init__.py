@@ -20,8 +20,11 @@ _SUBMODULES = (
     "augment",
     "callbacks",
     "config",
+    "constraints",
     "data",
+    "layers",
     "losses",
+    "metrics",
     "models",
     "pipeline",
     "regularizers",
@@ -34,8 +37,16 @@ __all__ = [
     "ElasticNetSpec",
     "RegularizationPlan",
     "__version__",
+    "predict_mc",
     *_SUBMODULES,
 ]
+
+
+def predict_mc(model, x, samples=30, batch_size=None):
+    """Monte Carlo dropout predictions: ``(mean, std)``; see ``kreg.layers.predict_mc``."""
+    from kreg.layers import predict_mc as _predict_mc
+
+    return _predict_mc(model, x, samples=samples, batch_size=batch_size)
 
 
 def __getattr__(name):
