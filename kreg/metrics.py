@@ -45,13 +45,19 @@ class _BinnedCalibration(keras.metrics.Metric):
         self.confidence.assign_add(ops.sum(one_hot * confidence[:, None], axis=0))
         self.correct.assign_add(ops.sum(one_hot * correct[:, None], axis=0))
 
+    def _totals(self):
+        # Plain tensors: some backends (JAX) do not take Variables in every op.
+        return (ops.convert_to_tensor(self.counts), ops.convert_to_tensor(self.confidence),
+                ops.convert_to_tensor(self.correct))
+
     def _bin_gaps(self):
-        safe = ops.maximum(self.counts, 1.0)
-        return ops.abs(self.correct / safe - self.confidence / safe)
+        counts, confidence, correct = self._totals()
+        safe = ops.maximum(counts, 1.0)
+        return ops.abs(correct / safe - confidence / safe)
 
     def reset_state(self):
         for var in (self.counts, self.confidence, self.correct):
-            var.assign(ops.zeros_like(var))
+            var.assign(ops.zeros(var.shape, dtype=var.dtype))
 
     def get_config(self):
         return {"num_bins": self.num_bins, "from_logits": self.from_logits, "name": self.name, "dtype": self.dtype}
@@ -79,8 +85,9 @@ class ExpectedCalibrationError(_BinnedCalibration):
         super().__init__(num_bins=num_bins, from_logits=from_logits, name=name, dtype=dtype)
 
     def result(self):
-        total = ops.maximum(ops.sum(self.counts), 1.0)
-        return ops.sum(self.counts / total * self._bin_gaps())
+        counts = self._totals()[0]
+        total = ops.maximum(ops.sum(counts), 1.0)
+        return ops.sum(counts / total * self._bin_gaps())
 
 
 @keras.saving.register_keras_serializable(package="kreg")
@@ -91,7 +98,7 @@ class MaxCalibrationError(_BinnedCalibration):
         super().__init__(num_bins=num_bins, from_logits=from_logits, name=name, dtype=dtype)
 
     def result(self):
-        return ops.max(ops.where(self.counts > 0, self._bin_gaps(), 0.0))
+        return ops.max(ops.where(self._totals()[0] > 0, self._bin_gaps(), 0.0))
 
 
 @keras.saving.register_keras_serializable(package="kreg")

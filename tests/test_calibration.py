@@ -7,6 +7,8 @@ import pytest
 from kreg.losses import ConfidencePenalty
 from kreg.metrics import BrierScore, ExpectedCalibrationError, MaxCalibrationError
 
+pytestmark = pytest.mark.backend_agnostic  # also run under KERAS_BACKEND=jax
+
 
 def reference_ece_mce(probs, labels, bins):
     conf = probs.max(1)

@@ -7,6 +7,8 @@ from kreg.models import build_model, compile_model
 from kreg.plan import EarlyStoppingSpec, ElasticNetSpec, RegularizationPlan
 from kreg.regularizers import ElasticNet
 
+pytestmark = pytest.mark.backend_agnostic  # also run under KERAS_BACKEND=jax
+
 SEQ = InputSpec((40, 1), 10, "sequence")
 IMG = InputSpec((8, 8, 1), 10, "image")
 TAB = InputSpec((13,), 3, "tabular")
