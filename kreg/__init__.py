@@ -10,6 +10,7 @@ and does not import TensorFlow until a Keras piece is used.
 
 import importlib
 
+from kreg.plan import DropBlockSpec
 from kreg.plan import EarlyStoppingSpec
 from kreg.plan import ElasticNetSpec
 from kreg.plan import RegularizationPlan
@@ -33,6 +34,7 @@ _SUBMODULES = (
 )
 
 __all__ = [
+    "DropBlockSpec",
     "EarlyStoppingSpec",
     "ElasticNetSpec",
     "RegularizationPlan",

@@ -94,6 +94,8 @@ class ConfidencePenalty(keras.losses.Loss):
         beta: Strength of the entropy bonus, a non-negative float. Default 0.1.
         from_logits: Whether predictions are logits. Default False.
         sparse: Integer labels (True, default) or one-hot labels.
+        label_smoothing: Uniform label smoothing of integer labels, in
+            [0, 1). Default 0.
         reduction, name: As in ``keras.losses.Loss``.
 
     Example:
@@ -104,15 +106,20 @@ class ConfidencePenalty(keras.losses.Loss):
         output distributions", ICLR workshop 2017.
     """
 
-    def __init__(self, beta=0.1, from_logits=False, sparse=True, reduction="sum_over_batch_size",
-                 name="confidence_penalty", dtype=None):
+    def __init__(self, beta=0.1, from_logits=False, sparse=True, label_smoothing=0.0,
+                 reduction="sum_over_batch_size", name="confidence_penalty", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.beta = v.check_non_negative("beta", beta)
+        self.label_smoothing = v.check_rate("label_smoothing", label_smoothing)
         self.from_logits = bool(from_logits)
         self.sparse = bool(sparse)
 
     def call(self, y_true, y_pred):
-        if self.sparse:
+        if self.sparse and self.label_smoothing:
+            targets = smooth_sparse_targets(y_true, y_pred.shape[-1], self.label_smoothing)
+            ce = keras.losses.categorical_crossentropy(ops.cast(targets, y_pred.dtype), y_pred,
+                                                       from_logits=self.from_logits)
+        elif self.sparse:
             ce = keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=self.from_logits)
         else:
             ce = keras.losses.categorical_crossentropy(y_true, y_pred, from_logits=self.from_logits)
@@ -125,5 +132,6 @@ class ConfidencePenalty(keras.losses.Loss):
 
     def get_config(self):
         config = super().get_config()
-        config.update(beta=self.beta, from_logits=self.from_logits, sparse=self.sparse)
+        config.update(beta=self.beta, from_logits=self.from_logits, sparse=self.sparse,
+                      label_smoothing=self.label_smoothing)
         return config

@@ -29,6 +29,18 @@ class ElasticNetSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class DropBlockSpec:
+    """DropBlock after convolutions: ``rate`` and ``block_size`` (steps or pixels)."""
+
+    rate: float
+    block_size: int = 3
+
+    def __post_init__(self):
+        v.check_rate("drop_block.rate", self.rate)
+        v.check_positive_int("drop_block.block_size", self.block_size)
+
+
+@dataclasses.dataclass(frozen=True)
 class EarlyStoppingSpec:
     """Stop when the monitored validation metric stops improving."""
 
@@ -49,12 +61,22 @@ class RegularizationPlan:
         l1: L1 weight penalty factor on every kernel. Default None (off).
         l2: L2 weight penalty factor on every kernel. Default None.
         elastic_net: ``ElasticNetSpec`` (sklearn's ``alpha``, ``l1_ratio``).
+        group_lasso: ``GroupLasso`` factor on every hidden kernel (zeroes
+            whole units / filters). Default None.
+        proximal_l1: L1 strength ``alpha`` applied by a proximal step
+            (``SoftThreshold(learning_rate * alpha)`` after each update),
+            which gives exact zeros. Default None.
         dropout: Dropout rate after hidden dense layers. Default None.
         spatial_dropout: SpatialDropout rate after convolutions. Default None.
+        drop_block: ``DropBlockSpec`` after convolutions. Default None.
+        drop_connect: DropConnect rate of the MLP's hidden layers (dropout
+            on weights). Default None.
         input_noise: Standard deviation of Gaussian noise added to the
             (standardized) input during training. Default None.
         weight_decay: Decoupled weight decay of the optimizer (AdamW).
         label_smoothing: Epsilon of label smoothing in the loss.
+        confidence_penalty: ``beta`` of the confidence penalty (minus beta
+            times the entropy of the prediction, Pereyra et al. 2017).
         batch_norm: Batch normalization after every hidden layer. Default False.
         early_stopping: ``EarlyStoppingSpec`` (patience, restore best weights).
         batch_size: Mini-batch size (small batches regularize implicitly);
@@ -73,11 +95,16 @@ class RegularizationPlan:
     l1: float | None = None
     l2: float | None = None
     elastic_net: ElasticNetSpec | None = None
+    group_lasso: float | None = None
+    proximal_l1: float | None = None
     dropout: float | None = None
     spatial_dropout: float | None = None
+    drop_block: DropBlockSpec | None = None
+    drop_connect: float | None = None
     input_noise: float | None = None
     weight_decay: float | None = None
     label_smoothing: float | None = None
+    confidence_penalty: float | None = None
     batch_norm: bool = False
     early_stopping: EarlyStoppingSpec | None = None
     batch_size: int | None = None
@@ -85,11 +112,12 @@ class RegularizationPlan:
     augmentation: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
-        for name in ("l1", "l2", "input_noise", "weight_decay"):
+        for name in ("l1", "l2", "input_noise", "weight_decay", "group_lasso", "proximal_l1",
+                     "confidence_penalty"):
             value = getattr(self, name)
             if value is not None:
                 v.check_non_negative(name, value)
-        for name in ("dropout", "spatial_dropout", "label_smoothing"):
+        for name in ("dropout", "spatial_dropout", "label_smoothing", "drop_connect"):
             value = getattr(self, name)
             if value is not None:
                 v.check_rate(name, value)
@@ -104,7 +132,8 @@ class RegularizationPlan:
         for name, strength in self.augmentation.items():
             v.check_choice("augmentation", name, AUGMENTATIONS)
             v.check_non_negative(f"augmentation.{name}", strength)
-        for name, cls in (("elastic_net", ElasticNetSpec), ("early_stopping", EarlyStoppingSpec)):
+        for name, cls in (("elastic_net", ElasticNetSpec), ("early_stopping", EarlyStoppingSpec),
+                          ("drop_block", DropBlockSpec)):
             value = getattr(self, name)
             if value is not None and not isinstance(value, cls):
                 raise v.invalid(name, f"None or a {cls.__name__}", value)
@@ -139,6 +168,8 @@ class RegularizationPlan:
                 parts.append(f"{name}={fmt(self.augmentation[name[len('augment_'):]])}")
             elif name == "elastic_net":
                 parts.append(f"elastic_net(alpha={fmt(self.elastic_net.alpha)}, l1_ratio={fmt(self.elastic_net.l1_ratio)})")
+            elif name == "drop_block":
+                parts.append(f"drop_block(rate={fmt(self.drop_block.rate)}, block_size={self.drop_block.block_size})")
             elif name == "early_stopping":
                 restore = ", restore best" if self.early_stopping.restore_best else ""
                 parts.append(f"early_stopping(patience={self.early_stopping.patience}{restore})")
@@ -166,6 +197,8 @@ class RegularizationPlan:
         data = dict(data)
         if isinstance(data.get("elastic_net"), dict):
             data["elastic_net"] = ElasticNetSpec(**data["elastic_net"])
+        if isinstance(data.get("drop_block"), dict):
+            data["drop_block"] = DropBlockSpec(**data["drop_block"])
         if isinstance(data.get("early_stopping"), dict):
             data["early_stopping"] = EarlyStoppingSpec(**data["early_stopping"])
         if data.get("augmentation") is None:

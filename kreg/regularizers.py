@@ -93,6 +93,24 @@ class GroupLasso(keras.regularizers.Regularizer):
         return {"factor": self.factor, "axis": self.axis}
 
 
+@keras.saving.register_keras_serializable(package="kreg")
+class Sum(keras.regularizers.Regularizer):
+    """The sum of several regularizers (e.g. group lasso plus L2)."""
+
+    def __init__(self, regularizers):
+        self.regularizers = [get(r) for r in regularizers]
+
+    def __call__(self, x):
+        return sum(r(x) for r in self.regularizers)
+
+    def get_config(self):
+        return {"regularizers": [keras.saving.serialize_keras_object(r) for r in self.regularizers]}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls([keras.saving.deserialize_keras_object(r) for r in config["regularizers"]])
+
+
 _ALIASES = {
     "elastic_net": ElasticNet,
     "elasticnet": ElasticNet,

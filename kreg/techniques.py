@@ -22,11 +22,16 @@ TECHNIQUES = {
     "l1": {"strength": "strength"},
     "l2": {"strength": "strength"},
     "elastic_net": {"alpha": "strength", "l1_ratio": "ratio"},
+    "group_lasso": {"strength": "strength"},
+    "proximal_l1": {"alpha": "strength"},
     "dropout": {"rate": "rate"},
     "spatial_dropout": {"rate": "rate"},
+    "drop_block": {"rate": "rate", "block_size": "count"},
+    "drop_connect": {"rate": "rate"},
     "input_noise": {"stddev": "strength"},
     "weight_decay": {"strength": "strength"},
     "label_smoothing": {"epsilon": "rate"},
+    "confidence_penalty": {"beta": "strength"},
     "batch_norm": {},
     "early_stopping": {"patience": "count", "restore_best": "bool"},
     "batch_size": {"value": "count"},
@@ -39,13 +44,18 @@ PARAM_DEFAULTS = {
     ("elastic_net", "l1_ratio"): 0.5,
     ("early_stopping", "patience"): 10,
     ("early_stopping", "restore_best"): True,
+    ("drop_block", "block_size"): 3,
 }
 
 # Optimization settings: tuned when listed, never switched off.
 SETTINGS = ("batch_size", "learning_rate")
 
 # Models whose layers a technique needs (absent: any model).
-NEEDS_MODEL = {"spatial_dropout": ("cnn1d", "cnn2d")}
+NEEDS_MODEL = {
+    "spatial_dropout": ("cnn1d", "cnn2d"),
+    "drop_block": ("cnn1d", "cnn2d"),
+    "drop_connect": ("mlp",),
+}
 
 
 def technique_modality(name: str) -> str | None:

@@ -5,7 +5,7 @@ import importlib
 import pytest
 
 API = {
-    "kreg": ["EarlyStoppingSpec", "ElasticNetSpec", "RegularizationPlan", "__version__", "predict_mc",
+    "kreg": ["DropBlockSpec", "EarlyStoppingSpec", "ElasticNetSpec", "RegularizationPlan", "__version__", "predict_mc",
              "augment", "callbacks", "config", "constraints", "data", "layers", "losses", "metrics",
              "models", "pipeline", "regularizers", "tracking", "tuning"],
     "kreg.layers": ["DropBlock1D", "DropBlock2D", "DropConnect", "MCDropout", "StochasticDepth",
@@ -39,7 +39,7 @@ def test_registered_for_saving():
     import kreg.regularizers
 
     names = ["DropBlock1D", "DropBlock2D", "DropConnect", "MCDropout", "StochasticDepth", "ElasticNet",
-             "GroupLasso", "SoftThreshold", "SparseCategoricalCrossentropy", "ConfidencePenalty",
+             "GroupLasso", "Sum", "SoftThreshold", "SparseCategoricalCrossentropy", "ConfidencePenalty",
              "ExpectedCalibrationError", "MaxCalibrationError", "BrierScore", "RandomShift1D",
              "RandomTimeScale1D"]
     for name in names:

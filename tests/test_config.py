@@ -57,6 +57,8 @@ def test_shorthand_and_defaults():
         (with_("search.exclusive", [["l2", "l1"]]), "search.exclusive[0]", "l1"),
         (with_("search.tuner", "grid"), "search.techniques.l2.strength", None),
         (with_("model.kernel_size", 3), "model.kernel_size", 3),
+        (with_("search.techniques.drop_block", {"rate": {"min": 0.05, "max": 0.2}}), "search.techniques.drop_block", "drop_block"),
+        (with_("search.techniques.group_lasso", {"min": -1.0, "max": 0.1}), "search.techniques.group_lasso.strength.min", -1.0),
         (with_("search.techniques.batch_size", {"values": [16, 0]}), "search.techniques.batch_size.value", 0),
     ],
 )

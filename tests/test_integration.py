@@ -67,7 +67,7 @@ def test_parents_and_children(store):
 def test_per_epoch_metrics_and_trial_results(store):
     child = next(r for r in runs(store) if r.data.tags.get("kreg.trial_id") == "1")
     for name in ("loss", "val_loss", "accuracy", "val_accuracy", "train_loss", "train_accuracy",
-                 "gap_loss", "gap_accuracy"):
+                 "gap_loss", "gap_accuracy", "ece", "val_ece", "train_ece", "gap_ece"):
         history = store.get_metric_history(child.info.run_id, name)
         assert [m.step for m in history] == [1, 2], name
     gap = store.get_metric_history(child.info.run_id, "gap_loss")
@@ -76,7 +76,7 @@ def test_per_epoch_metrics_and_trial_results(store):
     for g, v, t in zip(gap, val, train):
         assert g.value == pytest.approx(v.value - t.value, abs=1e-6)
     m = child.data.metrics
-    for name in ("test_loss", "test_accuracy", "test_gap_accuracy", "epochs_run", "best_epoch",
+    for name in ("test_loss", "test_accuracy", "test_gap_accuracy", "test_ece", "epochs_run", "best_epoch",
                  "best_val_accuracy"):
         assert name in m, name
     assert m["epochs_run"] == 2 and 0 <= m["test_accuracy"] <= 1

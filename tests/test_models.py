@@ -76,3 +76,29 @@ def test_model_with_kreg_layers_round_trips(tmp_path):
     loaded = keras.saving.load_model(path)
     x = np.random.default_rng(1).normal(size=(3, 40, 1)).astype("float32")
     np.testing.assert_allclose(model.predict(x, verbose=0), loaded.predict(x, verbose=0), rtol=1e-5)
+
+
+def test_library_techniques_wired_into_builders():
+    from kreg.constraints import SoftThreshold
+    from kreg.layers import DropBlock1D, DropConnect
+    from kreg.losses import ConfidencePenalty
+    from kreg.plan import DropBlockSpec
+    from kreg.regularizers import GroupLasso, Sum
+
+    plan = RegularizationPlan(drop_block=DropBlockSpec(0.1, 5), group_lasso=1e-3, l2=1e-4, proximal_l1=0.01,
+                              learning_rate=0.1)
+    model = build_model("cnn1d", SEQ, plan, width=4, depth=2)
+    assert sum(isinstance(layer, DropBlock1D) for layer in model.layers) == 2
+    conv = model.get_layer("conv1")
+    assert isinstance(conv.kernel_regularizer, Sum)
+    assert any(isinstance(r, GroupLasso) for r in conv.kernel_regularizer.regularizers)
+    assert isinstance(conv.kernel_constraint, SoftThreshold)
+    assert conv.kernel_constraint.threshold == pytest.approx(0.1 * 0.01)
+    assert isinstance(model.get_layer("logits").kernel_regularizer, keras.regularizers.L2)  # no group lasso on logits
+    mlp = build_model("mlp", TAB, RegularizationPlan(drop_connect=0.3, confidence_penalty=0.2), width=8, depth=2)
+    assert sum(isinstance(layer, DropConnect) for layer in mlp.layers) == 2
+    compile_model(mlp, RegularizationPlan(confidence_penalty=0.2, label_smoothing=0.1))
+    assert isinstance(mlp.loss, ConfidencePenalty) and mlp.loss.label_smoothing == pytest.approx(0.1)
+    x = np.zeros((4, 13), "float32")
+    logs = mlp.evaluate(x, np.zeros(4, "int64"), verbose=0, return_dict=True)
+    assert {"loss", "accuracy", "ece"} <= set(logs)

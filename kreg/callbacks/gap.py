@@ -19,7 +19,7 @@ import numpy as np
 
 from kreg import _validation as v
 
-_LOWER_IS_BETTER = ("loss", "error", "crossentropy", "mse", "mae", "hinge", "brier")
+_LOWER_IS_BETTER = ("loss", "error", "crossentropy", "mse", "mae", "hinge", "brier", "ece", "mce")
 
 
 def lower_is_better(metric_name: str) -> bool:

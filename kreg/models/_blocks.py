@@ -6,20 +6,38 @@ import keras
 
 from kreg import regularizers as kreg_regularizers
 from kreg.augment import augmentation_layers
+from kreg.constraints import SoftThreshold
+from kreg.layers import DropConnect
 from kreg.plan import RegularizationPlan
 
 
-def kernel_regularizer(plan: RegularizationPlan):
-    """The weight penalty of a plan: L1, L2, both (L1L2) or elastic net."""
+def kernel_regularizer(plan: RegularizationPlan, hidden: bool = True):
+    """The weight penalty of a plan: L1, L2, L1L2, elastic net, group lasso, or their sum.
+
+    Group lasso applies to hidden layers only (zeroing a class's logit row
+    would remove the class).
+    """
+    terms = []
     if plan.elastic_net is not None:
-        return kreg_regularizers.ElasticNet(plan.elastic_net.alpha, plan.elastic_net.l1_ratio)
+        terms.append(kreg_regularizers.ElasticNet(plan.elastic_net.alpha, plan.elastic_net.l1_ratio))
     if plan.l1 and plan.l2:
-        return keras.regularizers.L1L2(l1=plan.l1, l2=plan.l2)
-    if plan.l1:
-        return keras.regularizers.L1(plan.l1)
-    if plan.l2:
-        return keras.regularizers.L2(plan.l2)
-    return None
+        terms.append(keras.regularizers.L1L2(l1=plan.l1, l2=plan.l2))
+    elif plan.l1:
+        terms.append(keras.regularizers.L1(plan.l1))
+    elif plan.l2:
+        terms.append(keras.regularizers.L2(plan.l2))
+    if plan.group_lasso and hidden:
+        terms.append(kreg_regularizers.GroupLasso(plan.group_lasso))
+    if len(terms) > 1:
+        return kreg_regularizers.Sum(terms)
+    return terms[0] if terms else None
+
+
+def kernel_constraint(plan: RegularizationPlan):
+    """The proximal L1 step: ``SoftThreshold(learning_rate * alpha)`` (exact zeros)."""
+    if not plan.proximal_l1:
+        return None
+    return SoftThreshold((plan.learning_rate or 1e-3) * plan.proximal_l1)
 
 
 def input_stack(spec, plan: RegularizationPlan, seed: int):
@@ -42,9 +60,12 @@ def activate(x, plan: RegularizationPlan, name: str):
 
 def dense_block(x, units: int, plan: RegularizationPlan, name: str, seed: int):
     use_bias = not plan.batch_norm  # batch norm's beta replaces the bias
-    x = keras.layers.Dense(
-        units, use_bias=use_bias, kernel_regularizer=kernel_regularizer(plan), name=name
-    )(x)
+    common = dict(use_bias=use_bias, kernel_regularizer=kernel_regularizer(plan),
+                  kernel_constraint=kernel_constraint(plan), name=name)
+    if plan.drop_connect:
+        x = DropConnect(units, rate=plan.drop_connect, seed=seed + 1, **common)(x)
+    else:
+        x = keras.layers.Dense(units, **common)(x)
     x = activate(x, plan, name)
     if plan.dropout:
         x = keras.layers.Dropout(plan.dropout, seed=seed, name=f"{name}_dropout")(x)
@@ -54,5 +75,6 @@ def dense_block(x, units: int, plan: RegularizationPlan, name: str, seed: int):
 def classifier_head(x, spec, plan: RegularizationPlan):
     """Logits over the classes (the loss works from logits)."""
     return keras.layers.Dense(
-        spec.num_classes, kernel_regularizer=kernel_regularizer(plan), name="logits"
+        spec.num_classes, kernel_regularizer=kernel_regularizer(plan, hidden=False),
+        kernel_constraint=kernel_constraint(plan), name="logits",
     )(x)

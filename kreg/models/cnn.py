@@ -9,7 +9,10 @@ from kreg.models._blocks import activate
 from kreg.models._blocks import classifier_head
 from kreg.models._blocks import dense_block
 from kreg.models._blocks import input_stack
+from kreg.models._blocks import kernel_constraint
 from kreg.models._blocks import kernel_regularizer
+from kreg.layers import DropBlock1D
+from kreg.layers import DropBlock2D
 from kreg.plan import RegularizationPlan
 
 
@@ -36,9 +39,14 @@ def _conv_net(spec, plan, *, conv, spatial_dropout, pools, width, depth, kernel_
             padding="same",
             use_bias=not plan.batch_norm,
             kernel_regularizer=kernel_regularizer(plan),
+            kernel_constraint=kernel_constraint(plan),
             name=f"conv{i + 1}",
         )(x)
         x = activate(x, plan, f"conv{i + 1}")
+        if plan.drop_block is not None:
+            block = DropBlock1D if len(spec.shape) == 2 else DropBlock2D
+            x = block(plan.drop_block.rate, plan.drop_block.block_size, seed=seed + 17 * (i + 1),
+                      name=f"conv{i + 1}_dropblock")(x)
         if plan.spatial_dropout:
             x = spatial_dropout(plan.spatial_dropout, seed=seed + 11 * (i + 1), name=f"conv{i + 1}_sdrop")(x)
     # Global max pooling makes the features invariant to where a pattern

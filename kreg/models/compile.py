@@ -5,7 +5,9 @@ from __future__ import annotations
 import keras
 
 from kreg import _validation as v
+from kreg.losses import ConfidencePenalty
 from kreg.losses import SparseCategoricalCrossentropy
+from kreg.metrics import ExpectedCalibrationError
 from kreg.plan import RegularizationPlan
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
@@ -34,13 +36,21 @@ def compile_model(model, plan: RegularizationPlan | None = None, *, optimizer="a
 
     The plan's ``learning_rate`` overrides the one given here; its
     ``weight_decay`` and ``label_smoothing`` go to the optimizer and the loss.
-    Metric: ``accuracy``.
+    Metrics: ``accuracy`` and ``ece`` (expected calibration error, 15 bins).
+    The plan's ``confidence_penalty`` switches the loss to
+    ``kreg.losses.ConfidencePenalty`` (with the same label smoothing).
     """
     plan = plan or RegularizationPlan()
     lr = plan.learning_rate or learning_rate
+    smoothing = plan.label_smoothing or 0.0
+    if plan.confidence_penalty:
+        loss = ConfidencePenalty(plan.confidence_penalty, from_logits=True, label_smoothing=smoothing)
+    else:
+        loss = SparseCategoricalCrossentropy(label_smoothing=smoothing, from_logits=True)
     model.compile(
         optimizer=make_optimizer(optimizer, lr, plan.weight_decay),
-        loss=SparseCategoricalCrossentropy(label_smoothing=plan.label_smoothing or 0.0, from_logits=True),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        loss=loss,
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+                 ExpectedCalibrationError(from_logits=True, name="ece")],
     )
     return model

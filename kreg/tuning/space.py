@@ -12,7 +12,7 @@ trial 0 is the baseline.
 from __future__ import annotations
 
 from kreg.config import ChoiceSpec, RangeSpec, SearchConfig
-from kreg.plan import EarlyStoppingSpec, ElasticNetSpec, RegularizationPlan
+from kreg.plan import DropBlockSpec, EarlyStoppingSpec, ElasticNetSpec, RegularizationPlan
 from kreg.techniques import PARAM_DEFAULTS, SETTINGS, TECHNIQUES
 
 NONE = "none"
@@ -102,6 +102,8 @@ def plan_from_choices(chosen: dict[str, dict]) -> RegularizationPlan:
             fields[name] = ElasticNetSpec(float(params["alpha"]), float(params["l1_ratio"]))
         elif name == "early_stopping":
             fields[name] = EarlyStoppingSpec(int(params["patience"]), bool(params["restore_best"]))
+        elif name == "drop_block":
+            fields[name] = DropBlockSpec(float(params["rate"]), int(params["block_size"]))
         elif name == "batch_norm":
             fields[name] = True
         elif name in SETTINGS:

@@ -7,6 +7,7 @@ last epoch), and never feeds the objective or an early stop.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import tempfile
 import time
@@ -127,6 +128,12 @@ class TrialRunner:
 
     def _train(self, record, plan, run, index, epochs):
         cfg, splits = self.cfg, self.splits
+        # The effective plan: the pipeline's settings where the plan has none
+        # (the proximal L1 threshold depends on the learning rate).
+        plan = dataclasses.replace(
+            plan, learning_rate=plan.learning_rate or cfg.training.learning_rate,
+            batch_size=plan.batch_size or cfg.training.batch_size,
+        )
         model = build_model(cfg.model.type, splits.spec, plan, seed=cfg.seed, **cfg.model.capacity())
         compile_model(model, plan, optimizer=cfg.training.optimizer, learning_rate=cfg.training.learning_rate)
         gap, early, callbacks = self._callbacks(plan, run, index, epochs)
@@ -165,6 +172,8 @@ class TrialRunner:
             f"best_{self.objective.name}": pick(objective) if objective else float("nan"),
             f"kept_{self.objective.name}": objective[kept_epoch - 1] if objective else float("nan"),
         }
+        for name, value in test.items():  # every compiled metric (e.g. ece)
+            metrics[f"test_{name}"] = float(value)
         for name in ("loss", METRIC):
             val = hist[f"val_{name}"][kept_epoch - 1]
             metrics[f"val_{name}"] = val
