@@ -285,7 +285,7 @@ def _check_search(cfg: PipelineConfig) -> None:
             seen[name] = i
 
 
-def _pydantic_error(exc: ValidationError, data: Any, source: str | None) -> ConfigError:
+def _pydantic_error(exc: ValidationError, source: str | None) -> ConfigError:
     error = exc.errors()[0]
     loc = [str(p) for p in error["loc"] if not str(p).startswith(("function-", "union["))]
     # Drop pydantic's union-branch names (RangeSpec, bool, ...) from the path.
@@ -315,7 +315,7 @@ def parse_pipeline(data: Any, source: str | None = None) -> PipelineConfig:
         raw = exc.errors()[0].get("ctx", {}).get("error")
         if isinstance(raw, ConfigError):
             raise ConfigError(raw.field, raw.value, raw.expected, source) from None
-        raise _pydantic_error(exc, data, source) from None
+        raise _pydantic_error(exc, source) from None
 
 
 def load_pipeline(path: str | Path) -> PipelineConfig:

@@ -222,7 +222,6 @@ class RegularizationPlan:
             else:
                 flat[key] = value
 
-        for field in dataclasses.fields(self):
-            walk(dataclasses.asdict(self)[field.name] if field.name != "augmentation" else self.augmentation,
-                 f"{prefix}{field.name}")
+        for name, value in self.to_dict().items():
+            walk(value, f"{prefix}{name}")
         return flat

@@ -97,9 +97,9 @@ class TrialRun:
         self._last_flush = time.monotonic()
 
     def log_metrics(self, values: dict, step: int = 0) -> None:
-        metrics = _finite_metrics(values, step, _now_ms())
-        for i in range(0, len(metrics), _METRIC_BATCH):
-            self.client.log_batch(self.run_id, metrics=metrics[i:i + _METRIC_BATCH])
+        """Writes ``values`` now (with anything still queued)."""
+        self._buffer += _finite_metrics(values, step, _now_ms())
+        self.flush()
 
     def log_artifact(self, path: Path) -> None:
         self.client.log_artifact(self.run_id, str(path))
