@@ -29,7 +29,9 @@ _SUBMODULES = (
     "models",
     "pipeline",
     "regularizers",
+    "schedules",
     "tracking",
+    "training",
     "tuning",
 )
 

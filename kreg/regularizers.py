@@ -10,6 +10,7 @@ import keras
 from keras import ops
 
 from kreg import _validation as v
+from kreg.layers._rate import variable_property
 
 
 @keras.saving.register_keras_serializable(package="kreg")
@@ -109,6 +110,62 @@ class Sum(keras.regularizers.Regularizer):
     @classmethod
     def from_config(cls, config):
         return cls([keras.saving.deserialize_keras_object(r) for r in config["regularizers"]])
+
+
+@keras.saving.register_keras_serializable(package="kreg")
+class Schedulable(keras.regularizers.Regularizer):
+    """Any regularizer times a ``scale`` held in a variable, so a schedule can ramp it.
+
+    Keras' ``L1``/``L2`` (and kreg's regularizers) keep their factor as a
+    Python float, which the compiled train step bakes in. Wrapping one here
+    makes ``penalty = scale * regularizer(w)`` with ``scale`` a scalar
+    variable that ``kreg.callbacks.RegularizationSchedule`` (or any code)
+    changes between epochs. Under TensorFlow the compiled step reads the new
+    value; JAX's compiled step takes only the model's own variables as
+    inputs, so there ``RegularizationSchedule`` retraces the step once per
+    change (the cost of one compilation).
+
+    Args:
+        regularizer: Anything ``kreg.regularizers.get`` resolves.
+        scale: Initial multiplier, a float >= 0. Default 1.0.
+
+    Example:
+        >>> reg = kreg.regularizers.Schedulable(keras.regularizers.L2(1e-4))
+        >>> layer = keras.layers.Dense(8, kernel_regularizer=reg)
+        >>> reg.scale = 0.0  # switched off from the next step on
+
+    References:
+        Goodfellow, Bengio and Courville, "Deep Learning", ch. 7.1.
+    """
+
+    schedule_kind = "regularizer"
+    schedule_attr = "scale"
+    scale = variable_property("scale", v.check_non_negative)
+
+    def __init__(self, regularizer, scale=1.0):
+        self.regularizer = get(regularizer)
+        if self.regularizer is None:
+            raise v.invalid("regularizer", "a regularizer", regularizer)
+        self.scale = scale
+
+    def __call__(self, x):
+        return ops.cast(self._scale, x.dtype) * self.regularizer(x)
+
+    def get_config(self):
+        return {"regularizer": keras.saving.serialize_keras_object(self.regularizer), "scale": self.scale}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(keras.saving.deserialize_keras_object(config["regularizer"]), config.get("scale", 1.0))
+
+
+def schedulable_terms(regularizer):
+    """The ``Schedulable`` regularizers inside ``regularizer`` (itself, or in a ``Sum``)."""
+    if isinstance(regularizer, Schedulable):
+        return [regularizer]
+    if isinstance(regularizer, Sum):
+        return [t for r in regularizer.regularizers for t in schedulable_terms(r)]
+    return []
 
 
 _ALIASES = {

@@ -1,34 +1,61 @@
-"""A rate held in a non-trainable variable, so schedules can change it mid-training."""
+"""Values held in non-trainable variables, so schedules can change them mid-training.
+
+A Python float read inside ``call`` is baked into the traced train step; a
+scalar variable is read afresh at every step. Objects with such values carry
+two class attributes that ``kreg.callbacks.RegularizationSchedule`` reads:
+``schedule_kind`` (``"dropout"``, ``"noise"``, ``"regularizer"``, ...) and
+``schedule_attr`` (the attribute holding the value: ``"rate"``, ...).
+"""
 
 from __future__ import annotations
 
 import keras
+from keras import ops
 
 from kreg import _validation as v
+
+
+def variable_property(attr: str, check):
+    """A property whose value lives in the scalar variable ``self._<attr>``.
+
+    The first assignment creates the variable (a layer weight when the owner
+    is a layer, so it is tracked, saved and passed to JAX's stateless step);
+    later ones assign to it. ``check(name, value)`` validates every value.
+    """
+    var_name = f"_{attr}"
+
+    def fget(self):
+        variable = self.__dict__.get(var_name)
+        if variable is None:  # not assigned yet (TF's tracking probes attributes)
+            raise AttributeError(attr)
+        return float(ops.convert_to_numpy(variable))
+
+    def fset(self, value):
+        value = check(attr, value)
+        variable = self.__dict__.get(var_name)
+        if variable is not None:
+            variable.assign(float(value))
+        elif isinstance(self, keras.layers.Layer):
+            setattr(self, var_name, self.add_weight(
+                shape=(), initializer=keras.initializers.Constant(float(value)), trainable=False,
+                name=attr, dtype="float32",
+            ))
+        else:
+            setattr(self, var_name, keras.Variable(float(value), trainable=False, name=attr, dtype="float32"))
+
+    return property(fget, fset, doc=f"The current `{attr}` (a float; assignable between epochs).")
 
 
 class ScheduledRateMixin:
     """Gives a layer a ``rate`` property backed by a scalar variable.
 
     Changing ``layer.rate`` between epochs takes effect in the compiled train
-    step without rebuilding or recompiling the model (a Python float would be
-    baked into the traced graph).
+    step without rebuilding or recompiling the model.
     """
 
-    def _init_rate(self, rate, name="rate"):
-        v.check_rate(name, rate)
-        self._rate_name = name
-        self._rate = self.add_weight(
-            shape=(), initializer=keras.initializers.Constant(float(rate)), trainable=False,
-            name=name, dtype="float32",
-        )
-        self._initial_rate = float(rate)
+    schedule_kind = "dropout"
+    schedule_attr = "rate"
+    rate = variable_property("rate", v.check_rate)
 
-    @property
-    def rate(self):
-        return float(keras.ops.convert_to_numpy(self._rate))
-
-    @rate.setter
-    def rate(self, value):
-        v.check_rate(self._rate_name, value)
-        self._rate.assign(float(value))
+    def _init_rate(self, rate):
+        self.rate = rate

@@ -59,3 +59,17 @@ def drop_connect(kernel, rate, seed):
     keep_prob = 1.0 - ops.cast(rate, "float32")
     keep = ops.cast(random.uniform(ops.shape(kernel), seed=seed) < keep_prob, kernel.dtype)
     return kernel * keep / ops.cast(ops.maximum(keep_prob, 1e-7), kernel.dtype)
+
+
+def dropout(x, rate, noise_shape=None, seed=None):
+    """Inverted dropout whose ``rate`` may be a tensor (Keras' backend tests it in Python).
+
+    ``noise_shape`` as in ``keras.layers.Dropout`` (``None`` entries take the
+    input's size); a shared mask along size-1 axes gives spatial dropout.
+    """
+    shape = ops.shape(x)
+    if noise_shape is not None:
+        shape = tuple(shape[i] if d is None else d for i, d in enumerate(noise_shape))
+    keep_prob = 1.0 - ops.cast(rate, "float32")
+    keep = ops.cast(random.uniform(shape, seed=seed) < keep_prob, x.dtype)
+    return x * keep / ops.cast(ops.maximum(keep_prob, 1e-7), x.dtype)

@@ -6,10 +6,11 @@ import keras
 import numpy as np
 
 from kreg import _validation as v
+from kreg.layers.scheduled import ScheduledDropout
 
 
 @keras.saving.register_keras_serializable(package="kreg")
-class MCDropout(keras.layers.Dropout):
+class MCDropout(ScheduledDropout):
     """Dropout that stays on at inference, for Monte Carlo predictions.
 
     Averaging several stochastic forward passes approximates the predictive
@@ -17,7 +18,9 @@ class MCDropout(keras.layers.Dropout):
     estimate. Use ``kreg.predict_mc`` to get both.
 
     Args:
-        rate: As in ``keras.layers.Dropout``. seed: Integer seed.
+        rate: As in ``keras.layers.Dropout``; schedulable (assign
+            ``layer.rate``, e.g. to sweep the rate used at inference without
+            rebuilding). seed: Integer seed.
 
     Example:
         >>> mean, std = kreg.predict_mc(model, x, samples=30)
