@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 import kreg
-from kreg.layers import (DropBlock1D, DropBlock2D, DropConnect, MCDropout, StochasticDepth,
-                         drop_path_rates, predict_mc)
+from kreg.layers import (DropBlock1D, DropBlock2D, DropConnect, MCDropout, ScheduledDropout,
+                         ScheduledGaussianNoise, ScheduledSpatialDropout1D, ScheduledSpatialDropout2D,
+                         StochasticDepth, drop_path_rates, predict_mc)
 
 pytestmark = pytest.mark.backend_agnostic  # also run under KERAS_BACKEND=jax
 
@@ -16,8 +17,13 @@ CASES = [
     (lambda: StochasticDepth(0.3, seed=1), (8, 6)),
     (lambda: DropConnect(5, rate=0.3, seed=1), (8, 6)),
     (lambda: MCDropout(0.3, seed=1), (8, 6)),
+    (lambda: ScheduledDropout(0.3, seed=1), (8, 6)),
+    (lambda: ScheduledSpatialDropout1D(0.3, seed=1), (8, 10, 6)),
+    (lambda: ScheduledSpatialDropout2D(0.3, seed=1), (8, 5, 5, 6)),
+    (lambda: ScheduledGaussianNoise(0.3, seed=1), (8, 6)),
 ]
-IDS = ["DropBlock1D", "DropBlock2D", "StochasticDepth", "DropConnect", "MCDropout"]
+IDS = ["DropBlock1D", "DropBlock2D", "StochasticDepth", "DropConnect", "MCDropout", "ScheduledDropout",
+       "ScheduledSpatialDropout1D", "ScheduledSpatialDropout2D", "ScheduledGaussianNoise"]
 
 
 @pytest.mark.parametrize("make, shape", CASES, ids=IDS)
@@ -50,7 +56,8 @@ def test_contract_fit_and_saved_model(make, shape, tmp_path):
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     if not any(isinstance(layer, MCDropout) for layer in model.layers):
         np.testing.assert_allclose(model.predict(x, verbose=0), loaded.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
-    assert loaded.layers[1].get_config()["rate"] == pytest.approx(model.layers[1].get_config()["rate"])
+    key = "stddev" if isinstance(model.layers[1], ScheduledGaussianNoise) else "rate"
+    assert loaded.layers[1].get_config()[key] == pytest.approx(model.layers[1].get_config()[key])
 
 
 @pytest.mark.parametrize("layer_cls", [DropBlock1D, DropBlock2D])

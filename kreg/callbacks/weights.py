@@ -25,7 +25,8 @@ def weight_statistics(model, per_layer=True) -> dict:
         total_sq, total_l1 = total_sq + sq, total_l1 + float(np.sum(np.abs(w), dtype="float64"))
         zeros, count = zeros + n_zero, count + w.size
         if per_layer:
-            name = variable.path.rsplit("/", 1)[0] if "/" in variable.path else variable.name
+            parts = variable.path.split("/")  # [model/]layer/kernel: name by the layer
+            name = parts[-2] if len(parts) > 1 else variable.name
             stats[f"weight_norm/{name}"] = sq ** 0.5
             stats[f"zero_fraction/{name}"] = n_zero / w.size
     stats["weight_norm"] = total_sq ** 0.5

@@ -22,8 +22,8 @@ def data_loss_fn(model):
 
 
 def loss_value(model, x, y, loss_fn) -> float:
-    """Mean data loss in inference mode."""
-    return float(ops.convert_to_numpy(loss_fn(y, model(x, training=False))))
+    """Mean data loss in inference mode (a loss function's per-example values are averaged)."""
+    return float(ops.convert_to_numpy(ops.mean(loss_fn(y, model(x, training=False)))))
 
 
 def loss_and_gradients(model, x, y, loss_fn):
@@ -34,7 +34,7 @@ def loss_and_gradients(model, x, y, loss_fn):
         import tensorflow as tf
 
         with tf.GradientTape() as tape:
-            loss = loss_fn(y, model(x, training=False))
+            loss = ops.mean(loss_fn(y, model(x, training=False)))
         grads = tape.gradient(loss, variables)
     elif backend == "jax":
         import jax
@@ -43,14 +43,14 @@ def loss_and_gradients(model, x, y, loss_fn):
 
         def f(trainable):
             y_pred, _ = model.stateless_call(trainable, non_trainable, x, training=False)
-            return loss_fn(y, y_pred)
+            return ops.mean(loss_fn(y, y_pred))
 
         loss, grads = jax.value_and_grad(f)([v.value for v in variables])
     elif backend == "torch":
         import torch
 
         model.zero_grad()
-        loss = loss_fn(y, model(x, training=False))
+        loss = ops.mean(loss_fn(y, model(x, training=False)))
         loss.backward()
         grads = [v.value.grad for v in variables]
         loss = loss.detach()

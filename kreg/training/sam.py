@@ -61,10 +61,10 @@ class SAM(keras.Model):
     """
 
     def __init__(self, model, rho=0.05, adaptive=False, **kwargs):
-        kwargs.setdefault("name", f"sam_{model.name}")
-        super().__init__(**kwargs)
         if not isinstance(model, keras.Model):
             raise v.invalid("model", "a keras.Model", model)
+        kwargs.setdefault("name", f"sam_{model.name}")
+        super().__init__(**kwargs)
         if keras.backend.backend() not in ("tensorflow", "jax"):
             raise NotImplementedError(f"SAM supports the tensorflow and jax backends, not {keras.backend.backend()!r}.")
         self.inner = model
