@@ -14,6 +14,8 @@ from kreg.plan import DropBlockSpec
 from kreg.plan import EarlyStoppingSpec
 from kreg.plan import ElasticNetSpec
 from kreg.plan import RegularizationPlan
+from kreg.plan import ScheduleSpec
+from kreg.plan import SWASpec
 
 __version__ = "0.1.0"
 
@@ -40,6 +42,8 @@ __all__ = [
     "EarlyStoppingSpec",
     "ElasticNetSpec",
     "RegularizationPlan",
+    "SWASpec",
+    "ScheduleSpec",
     "__version__",
     "predict_mc",
     *_SUBMODULES,

@@ -188,6 +188,35 @@ class TrainingConfig(_Strict):
     optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
 
 
+class SharpnessConfig(_Strict):
+    """``SharpnessProbe`` settings: relative radius, random directions, how often."""
+
+    rho: float = Field(default=0.05, gt=0)
+    samples: int = Field(default=3, ge=1)
+    every: int = Field(default=5, ge=1)
+    adversarial: bool = True
+
+
+class MonitorConfig(_Strict):
+    """Figures every trial logs per epoch besides the honest gap.
+
+    ``weights``: weight norms and the fraction of exactly-zero weights
+    (``WeightMonitor``); ``sharpness``: the loss rise under weight
+    perturbations (``SharpnessProbe``) on the honest-gap training sample,
+    off unless set (``true`` for the defaults).
+    """
+
+    weights: bool = True
+    sharpness: SharpnessConfig | None = None
+
+    @field_validator("sharpness", mode="before")
+    @classmethod
+    def _switch(cls, value):
+        if value is True:
+            return {}
+        return None if value is False else value
+
+
 class TrackingConfig(_Strict):
     experiment: str | None = None
     tracking_uri: str | None = None
@@ -203,6 +232,7 @@ class PipelineConfig(_Strict):
     model: ModelConfig
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
     @model_validator(mode="after")

@@ -54,6 +54,35 @@ class EarlyStoppingSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class SWASpec:
+    """Stochastic weight averaging from the fraction ``start`` of the epochs on."""
+
+    start: float = 0.75
+
+    def __post_init__(self):
+        v.check_rate("swa.start", self.start)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleSpec:
+    """Strength schedule: linear warm-up over the first ``warmup`` fraction of
+    the epochs, regularization off for the last ``off_last`` fraction."""
+
+    warmup: float = 0.2
+    off_last: float = 0.0
+
+    def __post_init__(self):
+        v.check_rate("schedule.warmup", self.warmup, allow_one=True)
+        v.check_rate("schedule.off_last", self.off_last)
+
+    def callback_args(self, epochs: int) -> dict:
+        """``RegularizationSchedule`` arguments for a training of ``epochs`` epochs."""
+        warmup = round(self.warmup * epochs)
+        return {"schedule": {"name": "warmup", "warmup_epochs": warmup} if warmup else "constant",
+                "off_last": min(epochs - 1, round(self.off_last * epochs))}
+
+
+@dataclasses.dataclass(frozen=True)
 class RegularizationPlan:
     """Which regularization techniques a model gets, and how strong.
 
@@ -85,6 +114,14 @@ class RegularizationPlan:
         augmentation: Mapping from augmentation name to strength, e.g.
             ``{"shift": 0.2, "time_scale": 0.1}`` for sequences or
             ``{"rotation": 0.1, "zoom": 0.1}`` for images.
+        schedule: ``ScheduleSpec``: ramp dropout-type rates, input noise and
+            weight penalties (warm-up, switch-off at the end). Default None.
+        swa: ``SWASpec``: stochastic weight averaging over the late epochs
+            (batch-norm statistics recomputed). Default None.
+        sam: Radius ``rho`` of sharpness-aware minimization. Default None.
+        ensemble: Number of bagged members (the trial's model plus
+            ``ensemble - 1`` trained on bootstrap resamples); the trial's
+            figures are the ensemble's. Default None (a single model).
 
     Example:
         >>> plan = RegularizationPlan(l2=1e-4, dropout=0.2)
@@ -110,6 +147,10 @@ class RegularizationPlan:
     batch_size: int | None = None
     learning_rate: float | None = None
     augmentation: dict = dataclasses.field(default_factory=dict)
+    schedule: ScheduleSpec | None = None
+    swa: SWASpec | None = None
+    sam: float | None = None
+    ensemble: int | None = None
 
     def __post_init__(self):
         for name in ("l1", "l2", "input_noise", "weight_decay", "group_lasso", "proximal_l1",
@@ -127,13 +168,17 @@ class RegularizationPlan:
             v.check_positive_int("batch_size", self.batch_size)
         if self.learning_rate is not None:
             v.check_positive("learning_rate", self.learning_rate)
+        if self.sam is not None:
+            v.check_positive("sam", self.sam)
+        if self.ensemble is not None:
+            v.check_positive_int("ensemble", self.ensemble)
         if not isinstance(self.augmentation, dict):
             raise v.invalid("augmentation", "a mapping of augmentation name to strength", self.augmentation)
         for name, strength in self.augmentation.items():
             v.check_choice("augmentation", name, AUGMENTATIONS)
             v.check_non_negative(f"augmentation.{name}", strength)
         for name, cls in (("elastic_net", ElasticNetSpec), ("early_stopping", EarlyStoppingSpec),
-                          ("drop_block", DropBlockSpec)):
+                          ("drop_block", DropBlockSpec), ("schedule", ScheduleSpec), ("swa", SWASpec)):
             value = getattr(self, name)
             if value is not None and not isinstance(value, cls):
                 raise v.invalid(name, f"None or a {cls.__name__}", value)
@@ -148,6 +193,8 @@ class RegularizationPlan:
                 continue  # optimization settings, present in every model
             if field.name == "augmentation":
                 names += [f"augment_{k}" for k, s in sorted(value.items()) if s]
+            elif field.name == "ensemble" and (value or 1) < 2:
+                continue  # one member is a single model
             elif value not in (None, False, 0, 0.0):
                 names.append(field.name)
         return names
@@ -175,6 +222,10 @@ class RegularizationPlan:
                 parts.append(f"early_stopping(patience={self.early_stopping.patience}{restore})")
             elif name == "batch_norm":
                 parts.append("batch_norm")
+            elif name == "schedule":
+                parts.append(f"schedule(warmup={fmt(self.schedule.warmup)}, off_last={fmt(self.schedule.off_last)})")
+            elif name == "swa":
+                parts.append(f"swa(start={fmt(self.swa.start)})")
             else:
                 parts.append(f"{name}={fmt(getattr(self, name))}")
         return ", ".join(parts) or "baseline (no regularization)"
@@ -201,6 +252,10 @@ class RegularizationPlan:
             data["drop_block"] = DropBlockSpec(**data["drop_block"])
         if isinstance(data.get("early_stopping"), dict):
             data["early_stopping"] = EarlyStoppingSpec(**data["early_stopping"])
+        if isinstance(data.get("schedule"), dict):
+            data["schedule"] = ScheduleSpec(**data["schedule"])
+        if isinstance(data.get("swa"), dict):
+            data["swa"] = SWASpec(**data["swa"])
         if data.get("augmentation") is None:
             data["augmentation"] = {}
         return cls(**data)

@@ -36,6 +36,10 @@ TECHNIQUES = {
     "early_stopping": {"patience": "count", "restore_best": "bool"},
     "batch_size": {"value": "count"},
     "learning_rate": {"value": "positive"},
+    "schedule": {"warmup": "ratio", "off_last": "rate"},
+    "swa": {"start": "rate"},
+    "sam": {"rho": "positive"},
+    "ensemble": {"members": "count"},
     **{f"augment_{name}": {"strength": "strength"} for name in AUGMENTATIONS},
 }
 
@@ -45,6 +49,9 @@ PARAM_DEFAULTS = {
     ("early_stopping", "patience"): 10,
     ("early_stopping", "restore_best"): True,
     ("drop_block", "block_size"): 3,
+    ("schedule", "warmup"): 0.2,
+    ("schedule", "off_last"): 0.0,
+    ("swa", "start"): 0.75,
 }
 
 # Optimization settings: tuned when listed, never switched off.

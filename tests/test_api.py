@@ -5,13 +5,19 @@ import importlib
 import pytest
 
 API = {
-    "kreg": ["DropBlockSpec", "EarlyStoppingSpec", "ElasticNetSpec", "RegularizationPlan", "__version__", "predict_mc",
-             "augment", "callbacks", "config", "constraints", "data", "layers", "losses", "metrics",
-             "models", "pipeline", "regularizers", "tracking", "tuning"],
-    "kreg.layers": ["DropBlock1D", "DropBlock2D", "DropConnect", "MCDropout", "StochasticDepth",
-                    "drop_path_rates", "predict_mc"],
+    "kreg": ["DropBlockSpec", "EarlyStoppingSpec", "ElasticNetSpec", "RegularizationPlan", "SWASpec",
+             "ScheduleSpec", "__version__", "predict_mc", "augment", "callbacks", "config", "constraints", "data",
+             "layers", "losses", "metrics", "models", "pipeline", "regularizers", "schedules", "tracking",
+             "training", "tuning"],
+    "kreg.layers": ["DropBlock1D", "DropBlock2D", "DropConnect", "MCDropout", "ScheduledDropout",
+                    "ScheduledGaussianNoise", "ScheduledSpatialDropout1D", "ScheduledSpatialDropout2D",
+                    "StochasticDepth", "drop_path_rates", "predict_mc"],
     "kreg.augment": ["RandomShift1D", "RandomTimeScale1D", "augmentation_layers", "image", "image_layers"],
-    "kreg.callbacks": ["GeneralizationGap", "gap_value", "lower_is_better"],
+    "kreg.callbacks": ["GeneralizationGap", "RegularizationSchedule", "SWA", "SharpnessProbe", "SnapshotEnsemble",
+                       "WeightMonitor", "gap_value", "lower_is_better", "measure_sharpness", "refresh_batch_norm",
+                       "schedulable_objects", "weight_statistics"],
+    "kreg.training": ["Bagging", "Ensemble", "SAM", "error_decomposition", "loss_and_gradients",
+                      "sam_perturbation"],
     "kreg.data": ["BreastCancer", "DataError", "DatasetSplits", "Digits", "InputSpec", "Mnist1d", "Wine",
                   "available_datasets", "is_known_dataset", "load_splits"],
     "kreg.models": ["MODEL_TYPES", "build_cnn1d", "build_cnn2d", "build_mlp", "build_model", "compile_model",
@@ -37,10 +43,14 @@ def test_registered_for_saving():
     import kreg.losses
     import kreg.metrics
     import kreg.regularizers
+    import kreg.callbacks
+    import kreg.training
 
     names = ["DropBlock1D", "DropBlock2D", "DropConnect", "MCDropout", "StochasticDepth", "ElasticNet",
              "GroupLasso", "Sum", "SoftThreshold", "SparseCategoricalCrossentropy", "ConfidencePenalty",
              "ExpectedCalibrationError", "MaxCalibrationError", "BrierScore", "RandomShift1D",
-             "RandomTimeScale1D"]
+             "RandomTimeScale1D", "ScheduledDropout", "ScheduledSpatialDropout1D", "ScheduledSpatialDropout2D",
+             "ScheduledGaussianNoise", "Schedulable", "SAM", "SWA", "SharpnessProbe", "WeightMonitor",
+             "SnapshotEnsemble"]
     for name in names:
         assert keras.saving.get_registered_object(f"kreg>{name}") is not None, name

@@ -120,3 +120,48 @@ def test_diverging_trial_is_failed_and_search_goes_on(tmp_path, tfds_dir):
     assert failed.info.status == "FAILED"
     parent = client.search_runs([exp.experiment_id], "tags.kreg.role = 'search'")[0]
     assert parent.data.metrics["n_failed"] == 1
+
+
+PROCEDURES = {
+    "name": "wine_procedures",
+    "seed": 0,
+    "data": {"dataset": "wine", "train_eval_samples": 50},
+    "model": {"type": "mlp", "width": 16, "depth": 1},
+    "training": {"epochs": 4, "batch_size": 16, "learning_rate": 0.01},
+    "monitor": {"weights": True, "sharpness": {"samples": 2, "every": 1}},
+    "search": {
+        "tuner": "random",
+        "max_trials": 1,
+        "techniques": {
+            "dropout": {"optional": False, "rate": 0.2},
+            "l2": {"optional": False, "strength": 1e-4},
+            "schedule": {"optional": False, "warmup": 0.5, "off_last": 0.25},
+            "swa": {"optional": False, "start": 0.5},
+            "sam": {"optional": False, "rho": {"min": 0.02, "max": 0.1}},
+            "ensemble": {"optional": False, "members": 2},
+        },
+    },
+}
+
+
+def test_training_procedures_reach_every_trial_run(tmp_path, tfds_dir):
+    data = {**PROCEDURES, "data": {**PROCEDURES["data"], "data_dir": tfds_dir}}
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    assert main(["tune", str(write(tmp_path, data)), "--tracking-uri", uri]) == 0
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("wine_procedures")
+    (child,) = [r for r in client.search_runs([exp.experiment_id]) if "mlflow.parentRunId" in r.data.tags]
+    assert child.info.status == "FINISHED"
+    params, metrics = child.data.params, child.data.metrics
+    assert 0.02 <= float(params["hp.sam_rho"]) <= 0.1
+    assert params["plan.ensemble"] == "2" and params["plan.swa.start"] == "0.5"
+    assert metrics["swa_models"] == 2  # epochs 3 and 4 averaged
+    assert metrics["scheduled_targets"] == 3  # dropout and the two kernel penalties
+    assert metrics["ensemble_members"] == 2
+    for key in ("test_diversity", "test_mean_member_error", "test_ensemble_error", "single_test_accuracy"):
+        assert key in metrics, key
+    assert metrics["test_mean_member_error"] == pytest.approx(metrics["test_ensemble_error"] + metrics["test_diversity"])
+    multipliers = [m.value for m in client.get_metric_history(child.info.run_id, "regularization_multiplier")]
+    assert multipliers == [0.5, 1.0, 1.0, 0.0]
+    for key in ("sharpness", "sharpness_adversarial", "weight_norm", "zero_fraction", "weight_norm/dense1"):
+        assert len(client.get_metric_history(child.info.run_id, key)) == 4, key

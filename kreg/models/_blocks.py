@@ -8,6 +8,8 @@ from kreg import regularizers as kreg_regularizers
 from kreg.augment import augmentation_layers
 from kreg.constraints import SoftThreshold
 from kreg.layers import DropConnect
+from kreg.layers import ScheduledDropout
+from kreg.layers import ScheduledGaussianNoise
 from kreg.plan import RegularizationPlan
 
 
@@ -15,7 +17,8 @@ def kernel_regularizer(plan: RegularizationPlan, hidden: bool = True):
     """The weight penalty of a plan: L1, L2, L1L2, elastic net, group lasso, or their sum.
 
     Group lasso applies to hidden layers only (zeroing a class's logit row
-    would remove the class).
+    would remove the class). With a strength schedule in the plan the
+    penalty is wrapped in ``Schedulable`` so the schedule can ramp it.
     """
     terms = []
     if plan.elastic_net is not None:
@@ -28,9 +31,16 @@ def kernel_regularizer(plan: RegularizationPlan, hidden: bool = True):
         terms.append(keras.regularizers.L2(plan.l2))
     if plan.group_lasso and hidden:
         terms.append(kreg_regularizers.GroupLasso(plan.group_lasso))
-    if len(terms) > 1:
-        return kreg_regularizers.Sum(terms)
-    return terms[0] if terms else None
+    if not terms:
+        return None
+    penalty = kreg_regularizers.Sum(terms) if len(terms) > 1 else terms[0]
+    return kreg_regularizers.Schedulable(penalty) if plan.schedule is not None else penalty
+
+
+def dropout(plan: RegularizationPlan, seed: int, name: str):
+    """Keras' Dropout at the plan's rate; the variable-rate one when a schedule ramps it."""
+    cls = ScheduledDropout if plan.schedule is not None else keras.layers.Dropout
+    return cls(plan.dropout, seed=seed, name=name)
 
 
 def kernel_constraint(plan: RegularizationPlan):
@@ -47,7 +57,8 @@ def input_stack(spec, plan: RegularizationPlan, seed: int):
     for layer in augmentation_layers(spec.modality, plan.augmentation, seed=seed):
         x = layer(x)
     if plan.input_noise:
-        x = keras.layers.GaussianNoise(plan.input_noise, seed=seed + 7, name="input_noise")(x)
+        noise = ScheduledGaussianNoise if plan.schedule is not None else keras.layers.GaussianNoise
+        x = noise(plan.input_noise, seed=seed + 7, name="input_noise")(x)
     return inputs, x
 
 
@@ -68,7 +79,7 @@ def dense_block(x, units: int, plan: RegularizationPlan, name: str, seed: int):
         x = keras.layers.Dense(units, **common)(x)
     x = activate(x, plan, name)
     if plan.dropout:
-        x = keras.layers.Dropout(plan.dropout, seed=seed, name=f"{name}_dropout")(x)
+        x = dropout(plan, seed, f"{name}_dropout")(x)
     return x
 
 

@@ -8,11 +8,14 @@ from kreg import _validation as v
 from kreg.models._blocks import activate
 from kreg.models._blocks import classifier_head
 from kreg.models._blocks import dense_block
+from kreg.models._blocks import dropout
 from kreg.models._blocks import input_stack
 from kreg.models._blocks import kernel_constraint
 from kreg.models._blocks import kernel_regularizer
 from kreg.layers import DropBlock1D
 from kreg.layers import DropBlock2D
+from kreg.layers import ScheduledSpatialDropout1D
+from kreg.layers import ScheduledSpatialDropout2D
 from kreg.plan import RegularizationPlan
 
 
@@ -48,12 +51,14 @@ def _conv_net(spec, plan, *, conv, spatial_dropout, pools, width, depth, kernel_
             x = block(plan.drop_block.rate, plan.drop_block.block_size, seed=seed + 17 * (i + 1),
                       name=f"conv{i + 1}_dropblock")(x)
         if plan.spatial_dropout:
-            x = spatial_dropout(plan.spatial_dropout, seed=seed + 11 * (i + 1), name=f"conv{i + 1}_sdrop")(x)
+            # (Keras' layer, the variable-rate one a schedule can ramp)
+            sdrop = spatial_dropout[plan.schedule is not None]
+            x = sdrop(plan.spatial_dropout, seed=seed + 11 * (i + 1), name=f"conv{i + 1}_sdrop")(x)
     # Global max pooling makes the features invariant to where a pattern
     # sits, which suits translated signals such as MNIST-1D's.
     x = {"flatten": keras.layers.Flatten, "max": pools[0], "avg": pools[1]}[pooling](name=pooling)(x)
     if plan.dropout and not dense_units:
-        x = keras.layers.Dropout(plan.dropout, seed=seed + 3, name="flatten_dropout")(x)
+        x = dropout(plan, seed + 3, "flatten_dropout")(x)
     if dense_units:
         x = dense_block(x, dense_units, plan, "dense", seed + 5)
     return keras.Model(inputs, classifier_head(x, spec, plan), name=name)
@@ -75,7 +80,8 @@ def build_cnn1d(spec, plan=None, *, width=64, depth=3, kernel_size=5, dense_unit
     if len(spec.shape) != 2:
         raise v.invalid("input shape", "(steps, channels) for cnn1d", spec.shape)
     return _conv_net(
-        spec, plan, conv=keras.layers.Conv1D, spatial_dropout=keras.layers.SpatialDropout1D,
+        spec, plan, conv=keras.layers.Conv1D,
+        spatial_dropout=(keras.layers.SpatialDropout1D, ScheduledSpatialDropout1D),
         pools=(keras.layers.GlobalMaxPooling1D, keras.layers.GlobalAveragePooling1D),
         width=width, depth=depth, kernel_size=kernel_size, dense_units=dense_units, strides=strides,
         pooling=pooling, seed=seed, name="cnn1d",
@@ -88,7 +94,8 @@ def build_cnn2d(spec, plan=None, *, width=32, depth=2, kernel_size=3, dense_unit
     if len(spec.shape) != 3:
         raise v.invalid("input shape", "(height, width, channels) for cnn2d", spec.shape)
     return _conv_net(
-        spec, plan, conv=keras.layers.Conv2D, spatial_dropout=keras.layers.SpatialDropout2D,
+        spec, plan, conv=keras.layers.Conv2D,
+        spatial_dropout=(keras.layers.SpatialDropout2D, ScheduledSpatialDropout2D),
         pools=(keras.layers.GlobalMaxPooling2D, keras.layers.GlobalAveragePooling2D),
         width=width, depth=depth, kernel_size=kernel_size, dense_units=dense_units, strides=strides,
         pooling=pooling, seed=seed, name="cnn2d",

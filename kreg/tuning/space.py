@@ -12,7 +12,8 @@ trial 0 is the baseline.
 from __future__ import annotations
 
 from kreg.config import ChoiceSpec, RangeSpec, SearchConfig
-from kreg.plan import DropBlockSpec, EarlyStoppingSpec, ElasticNetSpec, RegularizationPlan
+from kreg.plan import (DropBlockSpec, EarlyStoppingSpec, ElasticNetSpec, RegularizationPlan, ScheduleSpec,
+                       SWASpec)
 from kreg.techniques import PARAM_DEFAULTS, SETTINGS, TECHNIQUES
 
 NONE = "none"
@@ -106,6 +107,12 @@ def plan_from_choices(chosen: dict[str, dict]) -> RegularizationPlan:
             fields[name] = DropBlockSpec(float(params["rate"]), int(params["block_size"]))
         elif name == "batch_norm":
             fields[name] = True
+        elif name == "schedule":
+            fields[name] = ScheduleSpec(float(params["warmup"]), float(params["off_last"]))
+        elif name == "swa":
+            fields[name] = SWASpec(float(params["start"]))
+        elif name == "ensemble":
+            fields[name] = int(params["members"])
         elif name in SETTINGS:
             value = params["value"]
             fields[name] = int(value) if name == "batch_size" else float(value)

@@ -18,13 +18,14 @@ from pathlib import Path
 import keras
 import keras_tuner as kt
 
-from kreg.callbacks import GeneralizationGap
+from kreg.callbacks import GeneralizationGap, SharpnessProbe, WeightMonitor
 from kreg.config import PipelineConfig
-from kreg.models import build_model, compile_model
 from kreg.plan import RegularizationPlan
 from kreg.tracking import plots
 from kreg.tracking.records import COMPLETED, FAILED, TrialRecord
+from kreg.tuning import members
 from kreg.tuning.oracles import objective_for
+from kreg.tuning.procedures import build_for_plan, procedure_callbacks
 
 METRIC = "accuracy"
 
@@ -81,12 +82,23 @@ class TrialRunner:
         self._finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kreg-finish")
         self._finishing: list = []
 
-    def _callbacks(self, plan: RegularizationPlan, run, index: int, epochs: int):
-        gap = GeneralizationGap(
-            self._train_sample,
-            penalty=self.cfg.search.gap_penalty if self.cfg.search.objective == "gap_penalized" else None,
-        )
+    @property
+    def _penalty(self):
+        return self.cfg.search.gap_penalty if self.cfg.search.objective == "gap_penalized" else None
+
+    def _callbacks(self, plan: RegularizationPlan, model, run, index: int, epochs: int):
+        """Gap first (others read its figures), monitors, procedures, early stop, reporter last."""
+        gap = GeneralizationGap(self._train_sample, penalty=self._penalty)
         callbacks = [gap, keras.callbacks.TerminateOnNaN()]
+        monitor = self.cfg.monitor
+        if monitor.weights:
+            callbacks.append(WeightMonitor())
+        if monitor.sharpness is not None:
+            s = monitor.sharpness
+            callbacks.append(SharpnessProbe(self._train_sample, rho=s.rho, samples=s.samples, every=s.every,
+                                            adversarial=s.adversarial, seed=self.cfg.seed))
+        procedures, swa, scheduled = procedure_callbacks(plan, model, epochs, self._train_sample)
+        callbacks += procedures
         early = None
         if plan.early_stopping is not None:
             early = keras.callbacks.EarlyStopping(
@@ -96,8 +108,12 @@ class TrialRunner:
                 restore_best_weights=plan.early_stopping.restore_best,
             )
             callbacks.append(early)
+        # EarlyStopping restores its best weights before SWA averages (SWA wins).
+        if swa is not None and early is not None:
+            callbacks.remove(swa)
+            callbacks.append(swa)
         callbacks.append(_EpochReporter(run, self.reporter, index, epochs))
-        return gap, early, callbacks
+        return gap, early, swa, scheduled, callbacks
 
     def run(self, trial_id: str, hp_values: dict, plan: RegularizationPlan, epochs: int | None = None) -> TrialRecord:
         """Trains one plan; records it; raises ``kt.errors.FailedTrialError`` on failure."""
@@ -134,9 +150,8 @@ class TrialRunner:
             plan, learning_rate=plan.learning_rate or cfg.training.learning_rate,
             batch_size=plan.batch_size or cfg.training.batch_size,
         )
-        model = build_model(cfg.model.type, splits.spec, plan, seed=cfg.seed, **cfg.model.capacity())
-        compile_model(model, plan, optimizer=cfg.training.optimizer, learning_rate=cfg.training.learning_rate)
-        gap, early, callbacks = self._callbacks(plan, run, index, epochs)
+        model = build_for_plan(cfg, splits.spec, plan, seed=cfg.seed)
+        gap, early, swa, scheduled, callbacks = self._callbacks(plan, model, run, index, epochs)
         batch_size = plan.batch_size or cfg.training.batch_size
         history = model.fit(
             splits.train_dataset(batch_size),
@@ -152,17 +167,42 @@ class TrialRunner:
         if not losses or any(not math.isfinite(x) for x in losses):
             bad = next((i + 1 for i, x in enumerate(losses) if not math.isfinite(x)), len(losses))
             raise Diverged(f"training loss became NaN or infinite at epoch {bad}")
-        record.metrics = self._final_metrics(model, gap, early, hist)
+        record.metrics = self._final_metrics(model, gap, early, swa, hist)
+        if plan.schedule is not None:
+            record.metrics["scheduled_targets"] = scheduled
+        if plan.ensemble and plan.ensemble > 1:
+            self._ensemble(record, plan, model)
         record.objective = record.metrics[f"kept_{self.objective.name}"]
 
-    def _final_metrics(self, model, gap, early, hist) -> dict:
+    def _ensemble(self, record, plan, model):
+        """Replaces the trial's figures by its bagged ensemble's (``single_*`` keep the model's)."""
+        m = record.metrics
+        for key in [k for k in m if k.startswith(("test_", "val_", "train_", "gap_"))]:
+            m[f"single_{key}"] = m[key]
+        ensemble = members.train_members(self.cfg, self.splits, plan, model, m["kept_epoch"],
+                                         self._train_sample, self.cfg.seed)
+        m.update(members.ensemble_metrics(ensemble, self.splits, self._train_sample, self._penalty))
+        self._gaps(m)
+        m[f"kept_{self.objective.name}"] = m[self.objective.name]
+
+    @staticmethod
+    def _gaps(metrics):
+        metrics["gap_loss"] = metrics["val_loss"] - metrics["train_loss"]
+        metrics[f"gap_{METRIC}"] = metrics[f"train_{METRIC}"] - metrics[f"val_{METRIC}"]
+        metrics["test_gap_loss"] = metrics["test_loss"] - metrics["train_loss"]
+        metrics[f"test_gap_{METRIC}"] = metrics[f"train_{METRIC}"] - metrics[f"test_{METRIC}"]
+
+    def _final_metrics(self, model, gap, early, swa, hist) -> dict:
         epochs_run = len(hist["loss"])
         objective = hist.get(self.objective.name, [])
         pick = max if self.objective.direction == "max" else min
         best_epoch = objective.index(pick(objective)) + 1 if objective else epochs_run
         kept_epoch = epochs_run
-        if early is not None and early.restore_best_weights and early.best_weights is not None:
+        averaged = swa is not None and swa.models_averaged > 0
+        if early is not None and early.restore_best_weights and early.best_weights is not None and not averaged:
             kept_epoch = early.best_epoch + 1
+        kept = {f"val_{k}": float(v) for k, v in model.evaluate(
+            self.splits.eval_dataset("validation"), verbose=0, return_dict=True).items()} if averaged else None
         test = model.evaluate(self.splits.eval_dataset("test"), verbose=0, return_dict=True)
         train = gap.evaluate(model)  # with the kept weights
         metrics = {
@@ -172,17 +212,19 @@ class TrialRunner:
             f"best_{self.objective.name}": pick(objective) if objective else float("nan"),
             f"kept_{self.objective.name}": objective[kept_epoch - 1] if objective else float("nan"),
         }
+        if averaged:  # SWA's average is a model no epoch saw: its own validation figures
+            kept["val_penalized_loss"] = kept["val_loss"] + (self._penalty or 0.0) * max(
+                0.0, kept["val_loss"] - train["train_loss"])
+            metrics[f"kept_{self.objective.name}"] = kept[self.objective.name]
+            metrics["swa_models"] = swa.models_averaged
         for name, value in test.items():  # every compiled metric (e.g. ece)
             metrics[f"test_{name}"] = float(value)
         for name in ("loss", METRIC):
-            val = hist[f"val_{name}"][kept_epoch - 1]
+            val = kept[f"val_{name}"] if averaged else hist[f"val_{name}"][kept_epoch - 1]
             metrics[f"val_{name}"] = val
             metrics[f"train_{name}"] = train[f"train_{name}"]
             metrics[f"test_{name}"] = float(test[name])
-        metrics["gap_loss"] = metrics["val_loss"] - metrics["train_loss"]
-        metrics[f"gap_{METRIC}"] = metrics[f"train_{METRIC}"] - metrics[f"val_{METRIC}"]
-        metrics["test_gap_loss"] = metrics["test_loss"] - metrics["train_loss"]
-        metrics[f"test_gap_{METRIC}"] = metrics[f"train_{METRIC}"] - metrics[f"test_{METRIC}"]
+        self._gaps(metrics)
         return metrics
 
     def wait(self) -> list[str]:
@@ -200,7 +242,8 @@ class TrialRunner:
         # Final figures go under their own names (kept_/test_ etc.) at step
         # epochs_run, so the per-epoch curves stay intact.
         final = {k: v for k, v in record.metrics.items()
-                 if k.startswith(("test_", "best_", "kept_", "epochs_run", "best_epoch", "kept_epoch"))}
+                 if k.startswith(("test_", "best_", "kept_", "epochs_run", "best_epoch", "kept_epoch", "single_",
+                                  "swa_models", "ensemble_members", "scheduled_targets"))}
         final["duration_s"] = record.duration_s
         run.log_metrics(final, step=int(record.metrics.get("epochs_run", 0)))
         with tempfile.TemporaryDirectory() as tmp:
