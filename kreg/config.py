@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 
 from kreg.data.names import PACKAGED_MODALITY, available_datasets, is_known_dataset
 from kreg.techniques import (
@@ -194,7 +194,7 @@ class SharpnessConfig(_Strict):
     rho: float = Field(default=0.05, gt=0)
     samples: int = Field(default=3, ge=1)
     every: int = Field(default=5, ge=1)
-    adversarial: bool = True
+    adversarial: StrictBool = True
 
 
 class MonitorConfig(_Strict):
@@ -206,7 +206,7 @@ class MonitorConfig(_Strict):
     off unless set (``true`` for the defaults).
     """
 
-    weights: bool = True
+    weights: StrictBool = True
     sharpness: SharpnessConfig | None = None
 
     @field_validator("sharpness", mode="before")

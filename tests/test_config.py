@@ -60,6 +60,12 @@ def test_shorthand_and_defaults():
         (with_("search.techniques.drop_block", {"rate": {"min": 0.05, "max": 0.2}}), "search.techniques.drop_block", "drop_block"),
         (with_("search.techniques.group_lasso", {"min": -1.0, "max": 0.1}), "search.techniques.group_lasso.strength.min", -1.0),
         (with_("search.techniques.batch_size", {"values": [16, 0]}), "search.techniques.batch_size.value", 0),
+        (with_("search.techniques.sam", {"min": 0.0, "max": 0.1}), "search.techniques.sam.rho.min", 0.0),
+        (with_("search.techniques.swa", {"start": 1.0}), "search.techniques.swa.start", 1.0),
+        (with_("search.techniques.ensemble", {"members": 2.5}), "search.techniques.ensemble.members", 2.5),
+        (with_("search.techniques.schedule", {"warmup": 1.5}), "search.techniques.schedule.warmup", 1.5),
+        (with_("monitor.sharpness", {"rho": -0.1}), "monitor.sharpness.rho", -0.1),
+        (with_("monitor.weights", "yes"), "monitor.weights", "yes"),
     ],
 )
 def test_invalid_config_names_field_and_value(data, field, value):
@@ -108,3 +114,11 @@ def test_missing_file_and_bad_yaml(tmp_path):
     (tmp_path / "bad.yaml").write_text("name: [unclosed")
     with pytest.raises(ConfigError, match="valid YAML"):
         load_pipeline(tmp_path / "bad.yaml")
+
+
+def test_monitor_and_procedure_defaults():
+    cfg = parse_pipeline(with_("search.techniques.swa", {}, base=with_("monitor.sharpness", True)))
+    assert cfg.monitor.weights is True
+    assert (cfg.monitor.sharpness.rho, cfg.monitor.sharpness.samples, cfg.monitor.sharpness.every) == (0.05, 3, 5)
+    assert cfg.search.techniques["swa"].params == {}  # start defaults to 0.75 in the plan
+    assert parse_pipeline(BASE).monitor.sharpness is None

@@ -63,3 +63,23 @@ def test_nested_specs_validate():
         RegularizationPlan.from_dict({"early_stopping": {"patience": 0}})
     with pytest.raises(ValueError, match="Received: plan='dropuot'"):
         RegularizationPlan.from_dict({"dropuot": 0.1})
+
+
+def test_training_procedures_in_the_plan():
+    from kreg.plan import ScheduleSpec, SWASpec
+
+    plan = RegularizationPlan(dropout=0.2, schedule=ScheduleSpec(0.25, 0.1), swa=SWASpec(0.6), sam=0.05, ensemble=3)
+    assert RegularizationPlan.from_json(plan.to_json()) == plan
+    assert plan.active_techniques() == ["dropout", "schedule", "swa", "sam", "ensemble"]
+    assert "schedule(warmup=0.25, off_last=0.1)" in plan.describe() and "swa(start=0.6)" in plan.describe()
+    assert RegularizationPlan(ensemble=1).is_baseline  # one member is a single model
+    assert plan.flatten()["plan.swa.start"] == 0.6
+    assert ScheduleSpec(0.25, 0.1).callback_args(20) == {
+        "schedule": {"name": "warmup", "warmup_epochs": 5}, "off_last": 2}
+    assert ScheduleSpec(0.0, 0.0).callback_args(20) == {"schedule": "constant", "off_last": 0}
+    with pytest.raises(ValueError, match=r"argument `sam`.*Received: sam=0"):
+        RegularizationPlan(sam=0)
+    with pytest.raises(ValueError, match=r"argument `swa.start`.*Received: swa.start=1.0"):
+        SWASpec(1.0)
+    with pytest.raises(ValueError, match=r"argument `ensemble`"):
+        RegularizationPlan(ensemble=0)
