@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+
 import keras
 import numpy as np
 
@@ -59,6 +62,19 @@ def error_decomposition(member_predictions, targets) -> dict:
     }
 
 
+@contextlib.contextmanager
+def _quiet_retracing():
+    """Each member is a new model with its own predict function, so TensorFlow's
+    "excessive retracing" heuristic fires on a routine ensemble prediction."""
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 class Ensemble:
     """Members' predictions combined: averaged (regression), or probabilities
     averaged / majority vote (classification).
@@ -103,19 +119,24 @@ class Ensemble:
     def member_predictions(self, x, batch_size=256) -> np.ndarray:
         """``(k, n, ...)``: each member's predictions (probabilities for classification)."""
         outputs = []
-        for i, member in enumerate(self.members):
-            xi = self._member_input(i, x)
-            if isinstance(member, keras.Model):
-                out = member.predict(xi, batch_size=batch_size, verbose=0)
-            else:
-                out = keras.ops.convert_to_numpy(member(xi))
-            out = np.asarray(out, "float64")
-            if self.task == "classification" and self.from_logits:
-                out = _softmax(out)
-            outputs.append(out)
+        with _quiet_retracing():
+            for i, member in enumerate(self.members):
+                outputs.append(self._predict_member(i, member, x, batch_size))
         return np.stack(outputs)
 
-    def _combine(self, preds):
+    def _predict_member(self, i, member, x, batch_size):
+        xi = self._member_input(i, x)
+        if isinstance(member, keras.Model):
+            out = member.predict(xi, batch_size=batch_size, verbose=0)
+        else:
+            out = keras.ops.convert_to_numpy(member(xi))
+        out = np.asarray(out, "float64")
+        if self.task == "classification" and self.from_logits:
+            out = _softmax(out)
+        return out
+
+    def combine_predictions(self, preds) -> np.ndarray:
+        """Combines ``member_predictions`` output as the ensemble predicts."""
         if self.combine == "vote":
             votes = np.eye(preds.shape[-1])[preds.argmax(axis=-1)]
             return votes.mean(axis=0)
@@ -123,7 +144,7 @@ class Ensemble:
 
     def predict(self, x, batch_size=256) -> np.ndarray:
         """Combined predictions: class probabilities / vote shares, or values."""
-        return self._combine(self.member_predictions(x, batch_size))
+        return self.combine_predictions(self.member_predictions(x, batch_size))
 
     def evaluate(self, x, y, batch_size=256) -> dict:
         """Ensemble and member figures plus ``error_decomposition`` on ``(x, y)``.
@@ -133,8 +154,11 @@ class Ensemble:
         score) against one-hot labels; ``y`` holds integer labels.
         Regression: ``mse`` and the decomposition of the squared error.
         """
-        preds = self.member_predictions(x, batch_size)
-        combined = self._combine(preds)
+        return self.evaluate_predictions(self.member_predictions(x, batch_size), y)
+
+    def evaluate_predictions(self, preds, y) -> dict:
+        """``evaluate`` from member predictions already made (``member_predictions``)."""
+        combined = self.combine_predictions(preds)
         y = np.asarray(y)
         if self.task == "classification":
             labels = y.reshape(-1).astype(int)

@@ -27,8 +27,7 @@ def bootstrap(splits, seed: int):
     return dataclasses.replace(splits, x_train=splits.x_train[index], y_train=splits.y_train[index], seed=seed)
 
 
-def _figures(ensemble, x, y) -> dict:
-    probs = ensemble.predict(x)
+def _figures(probs, y) -> dict:
     y = np.asarray(y).reshape(-1).astype(int)
     picked = np.clip(probs[np.arange(len(y)), y], 1e-12, 1.0)
     ece = ExpectedCalibrationError()
@@ -56,15 +55,17 @@ def train_members(cfg, splits, plan, first_model, epochs: int, train_sample, see
 
 def ensemble_metrics(ensemble, splits, train_sample, penalty: float | None) -> dict:
     """The ensemble's train (sample) / validation / test figures and test decomposition."""
-    train = _figures(ensemble, *train_sample)
-    val = _figures(ensemble, *splits.arrays("validation"))
-    x_test, y_test = splits.arrays("test")
-    test = _figures(ensemble, x_test, y_test)
+    parts = [train_sample, splits.arrays("validation"), splits.arrays("test")]
+    # One prediction pass per member over all three sets.
+    preds = ensemble.member_predictions(np.concatenate([x for x, _ in parts]))
+    bounds = np.cumsum([0] + [len(y) for _, y in parts])
+    per_set = [preds[:, a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    train, val, test = (_figures(ensemble.combine_predictions(p), y) for p, (_, y) in zip(per_set, parts))
     metrics = {f"train_{k}": v for k, v in train.items()}
     metrics.update({f"val_{k}": v for k, v in val.items()})
     metrics.update({f"test_{k}": v for k, v in test.items()})
     metrics["val_penalized_loss"] = val["loss"] + (penalty or 0.0) * max(0.0, val["loss"] - train["loss"])
-    decomposition = ensemble.evaluate(x_test, y_test)
+    decomposition = ensemble.evaluate_predictions(per_set[2], parts[2][1])
     for key in ("mean_member_error", "covariance", "ensemble_error", "diversity", "mean_member_accuracy"):
         metrics[f"test_{key}"] = decomposition[key]
     metrics["ensemble_members"] = decomposition["members"]
