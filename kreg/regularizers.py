@@ -10,7 +10,7 @@ import keras
 from keras import ops
 
 from kreg import _validation as v
-from kreg.layers._rate import variable_property
+from kreg._variables import variable_property
 
 
 @keras.saving.register_keras_serializable(package="kreg")

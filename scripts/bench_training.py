@@ -26,21 +26,17 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-class _EpochTimer:
-    def __init__(self):
-        import keras
+def epoch_timer():
+    """A callback recording each epoch's wall time in ``.times``."""
+    import keras
 
-        class Timer(keras.callbacks.Callback):
-            def on_train_begin(s, logs=None):
-                s.times = []
-
-            def on_epoch_begin(s, epoch, logs=None):
-                s.start = time.perf_counter()
-
-            def on_epoch_end(s, epoch, logs=None):
-                s.times.append(time.perf_counter() - s.start)
-
-        self.callback = Timer()
+    times, starts = [], []
+    timer = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: starts.append(time.perf_counter()),
+        on_epoch_end=lambda epoch, logs: times.append(time.perf_counter() - starts[-1]),
+    )
+    timer.times = times
+    return timer
 
 
 def timed(callback):
@@ -101,7 +97,7 @@ def epoch_time(splits, variant, epochs):
         "weights": [timed(WeightMonitor())],
         "sharpness": [timed(SharpnessProbe(sample, samples=3))],
     }[variant]
-    timer = _EpochTimer().callback
+    timer = epoch_timer()
     model.fit(splits.train_dataset(64), epochs=epochs, verbose=0, shuffle=False, callbacks=[*callbacks, timer])
     if callbacks:  # seconds inside the callback per epoch
         return callbacks[0].seconds / epochs

@@ -34,6 +34,11 @@ def gap_value(name: str, train_value: float, val_value: float) -> float:
     return float(train_value) - float(val_value)
 
 
+def penalized_loss(val_loss: float, train_loss: float, penalty: float | None) -> float:
+    """The gap-penalized objective ``val_loss + penalty * max(0, val_loss - train_loss)``."""
+    return float(val_loss) + (penalty or 0.0) * max(0.0, float(val_loss) - float(train_loss))
+
+
 class GeneralizationGap(keras.callbacks.Callback):
     """Adds ``train_*`` (inference-mode) and ``gap_*`` to every epoch's logs.
 
@@ -123,4 +128,4 @@ class GeneralizationGap(keras.callbacks.Callback):
             if f"val_{name}" in logs:
                 logs[f"gap_{name}"] = gap_value(name, value, logs[f"val_{name}"])
         if self.penalty is not None and "gap_loss" in logs:
-            logs["val_penalized_loss"] = float(logs["val_loss"]) + self.penalty * max(0.0, logs["gap_loss"])
+            logs["val_penalized_loss"] = penalized_loss(logs["val_loss"], logs["train_loss"], self.penalty)

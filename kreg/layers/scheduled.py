@@ -13,9 +13,9 @@ import keras
 from keras import ops
 
 from kreg import _validation as v
+from kreg._variables import variable_property
 from kreg.layers import drop
 from kreg.layers._rate import ScheduledRateMixin
-from kreg.layers._rate import variable_property
 
 
 def _add_seed_generator(layer, seed):

@@ -15,6 +15,7 @@ import dataclasses
 import keras
 import numpy as np
 
+from kreg.callbacks.gap import penalized_loss
 from kreg.metrics import ExpectedCalibrationError
 from kreg.training import Ensemble
 from kreg.tuning.procedures import build_for_plan, procedure_callbacks
@@ -64,7 +65,7 @@ def ensemble_metrics(ensemble, splits, train_sample, penalty: float | None) -> d
     metrics = {f"train_{k}": v for k, v in train.items()}
     metrics.update({f"val_{k}": v for k, v in val.items()})
     metrics.update({f"test_{k}": v for k, v in test.items()})
-    metrics["val_penalized_loss"] = val["loss"] + (penalty or 0.0) * max(0.0, val["loss"] - train["loss"])
+    metrics["val_penalized_loss"] = penalized_loss(val["loss"], train["loss"], penalty)
     decomposition = ensemble.evaluate_predictions(per_set[2], parts[2][1])
     for key in ("mean_member_error", "covariance", "ensemble_error", "diversity", "mean_member_accuracy"):
         metrics[f"test_{key}"] = decomposition[key]

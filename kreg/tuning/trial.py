@@ -19,6 +19,7 @@ import keras
 import keras_tuner as kt
 
 from kreg.callbacks import GeneralizationGap, SharpnessProbe, WeightMonitor
+from kreg.callbacks.gap import penalized_loss
 from kreg.config import PipelineConfig
 from kreg.plan import RegularizationPlan
 from kreg.tracking import plots
@@ -213,8 +214,7 @@ class TrialRunner:
             f"kept_{self.objective.name}": objective[kept_epoch - 1] if objective else float("nan"),
         }
         if averaged:  # SWA's average is a model no epoch saw: its own validation figures
-            kept["val_penalized_loss"] = kept["val_loss"] + (self._penalty or 0.0) * max(
-                0.0, kept["val_loss"] - train["train_loss"])
+            kept["val_penalized_loss"] = penalized_loss(kept["val_loss"], train["train_loss"], self._penalty)
             metrics[f"kept_{self.objective.name}"] = kept[self.objective.name]
             metrics["swa_models"] = swa.models_averaged
         for name, value in test.items():  # every compiled metric (e.g. ece)
