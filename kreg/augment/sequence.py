@@ -1,39 +1,26 @@
 """Augmentation layers for sequences and time series shaped (batch, steps, channels).
 
-These are the shift-and-scale augmentations MNIST-1D's generator is built
+Shift and time scale are the augmentations MNIST-1D's generator is built
 from (Greydanus 2020: every example is a template translated and stretched in
 time), applied again at training time so the model sees new translations and
-stretches every epoch. Keras 3 has no sequence augmentation, so kreg adds it.
+stretches every epoch; time warping is their smooth, non-uniform cousin
+(Um et al. 2017). Keras 3 has no sequence augmentation, so kreg adds it.
 
-Both layers are active only when ``training=True``, return their input
-unchanged at strength 0, draw randomness from a ``keras.random.SeedGenerator``
-and work inside a model or a ``tf.data`` map.
+Rank-2 inputs ``(batch, steps)`` are treated as one channel. All layers are
+active only in training, return their input unchanged at strength 0, are
+seeded, and work inside a model or a ``tf.data`` map under any backend.
 """
 
 from __future__ import annotations
 
 import keras
-from keras import ops
 
 from kreg import _validation as v
-
-
-def _as_steps(x):
-    """Rank-2 input (batch, steps) is treated as one channel."""
-    if len(x.shape) == 2:
-        return ops.expand_dims(x, -1), True
-    return x, False
-
-
-def _gather_steps(x, index):
-    """Per-example gather along the time axis: x (B, L, C), index (B, L)."""
-    index = ops.expand_dims(index, -1)
-    index = ops.broadcast_to(index, ops.shape(x))
-    return ops.take_along_axis(x, index, axis=1)
+from kreg.augment._base import Augmentation, as_steps
 
 
 @keras.saving.register_keras_serializable(package="kreg")
-class RandomShift1D(keras.layers.Layer):
+class RandomShift1D(Augmentation):
     """Shifts every sequence in time by a random number of steps.
 
     Args:
@@ -42,13 +29,13 @@ class RandomShift1D(keras.layers.Layer):
             gets an integer shift drawn uniformly from
             ``[-max_shift, max_shift]``. Default 0.1.
         mode: ``"circular"`` rolls the sequence around (default);
-            ``"constant"`` shifts in ``fill_value``.
+            ``"constant"`` shifts in ``fill_value`` (padding).
         fill_value: Value shifted in when ``mode="constant"``. Default 0.
-        seed: Integer seed for the layer's ``SeedGenerator``. Default None.
+        seed: Integer seed. Default None.
 
     Call arguments:
         inputs: Tensor of shape ``(batch, steps)`` or ``(batch, steps, channels)``.
-        training: The layer only shifts when True.
+        training: The layer only shifts when True (the default).
 
     Returns:
         A tensor of the input's shape and dtype.
@@ -56,7 +43,7 @@ class RandomShift1D(keras.layers.Layer):
     Example:
         >>> layer = kreg.augment.RandomShift1D(0.2, seed=0)
         >>> x = np.arange(10, dtype="float32").reshape(1, 10, 1)
-        >>> layer(x, training=True).shape
+        >>> layer(x).shape
         (1, 10, 1)
 
     References:
@@ -64,7 +51,7 @@ class RandomShift1D(keras.layers.Layer):
     """
 
     def __init__(self, max_shift=0.1, mode="circular", fill_value=0.0, seed=None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(seed=seed, **kwargs)
         if isinstance(max_shift, bool) or not isinstance(max_shift, (int, float)):
             raise v.invalid("max_shift", "a fraction in [0, 1) or an integer number of steps", max_shift)
         if isinstance(max_shift, float):
@@ -74,50 +61,37 @@ class RandomShift1D(keras.layers.Layer):
         self.max_shift = max_shift
         self.mode = v.check_choice("mode", mode, ("circular", "constant"))
         self.fill_value = float(fill_value)
-        self.seed = v.check_optional_seed("seed", seed)
-        self.seed_generator = keras.random.SeedGenerator(seed)
-        self.supports_masking = True
 
     def _max_steps(self, length):
         if isinstance(self.max_shift, float):
             return int(self.max_shift * length)
         return min(int(self.max_shift), length - 1)
 
-    def call(self, inputs, training=False):
-        if not training:
-            return inputs
-        x, squeezed = _as_steps(inputs)
+    def augment(self, inputs):
+        np = self.np
+        x, squeezed = as_steps(np, inputs)
         length = x.shape[1]
         max_steps = self._max_steps(length)
         if max_steps == 0:
             return inputs
-        batch = ops.shape(x)[0]
-        shift = keras.random.randint(
-            (batch, 1), -max_steps, max_steps + 1, seed=self.seed_generator
+        shift = self.backend.random.randint(
+            (self.batch_size(x), 1), -max_steps, max_steps + 1, seed=self.rng()
         )
-        source = ops.expand_dims(ops.arange(length), 0) - shift
+        source = np.expand_dims(np.arange(length, dtype="int32"), 0) - shift
         if self.mode == "circular":
-            out = _gather_steps(x, ops.mod(source, length))
+            out = self.gather_steps(x, np.mod(source, length))
         else:
-            inside = ops.logical_and(source >= 0, source < length)
-            out = _gather_steps(x, ops.clip(source, 0, length - 1))
-            inside = ops.expand_dims(ops.cast(inside, x.dtype), -1)
-            out = out * inside + (1.0 - inside) * ops.cast(self.fill_value, x.dtype)
-        return ops.squeeze(out, -1) if squeezed else out
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
+            out = self.interpolate_steps(x, self.backend.cast(source, "float32"), self.fill_value)
+        return np.squeeze(out, -1) if squeezed else out
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            max_shift=self.max_shift, mode=self.mode, fill_value=self.fill_value, seed=self.seed
-        )
+        config.update(max_shift=self.max_shift, mode=self.mode, fill_value=self.fill_value)
         return config
 
 
 @keras.saving.register_keras_serializable(package="kreg")
-class RandomTimeScale1D(keras.layers.Layer):
+class RandomTimeScale1D(Augmentation):
     """Stretches or compresses every sequence in time about its centre.
 
     Each example gets a factor ``s`` drawn uniformly from
@@ -130,18 +104,18 @@ class RandomTimeScale1D(keras.layers.Layer):
         factor: Largest relative change of the time scale, in [0, 1).
             Default 0.1.
         fill_value: Value for steps read from outside the input. Default 0.
-        seed: Integer seed for the layer's ``SeedGenerator``. Default None.
+        seed: Integer seed. Default None.
 
     Call arguments:
         inputs: Tensor of shape ``(batch, steps)`` or ``(batch, steps, channels)``.
-        training: The layer only rescales when True.
+        training: The layer only rescales when True (the default).
 
     Returns:
         A tensor of the input's shape and dtype.
 
     Example:
         >>> layer = kreg.augment.RandomTimeScale1D(0.2, seed=0)
-        >>> layer(np.ones((2, 40, 1), "float32"), training=True).shape
+        >>> layer(np.ones((2, 40, 1), "float32")).shape
         (2, 40, 1)
 
     References:
@@ -149,39 +123,96 @@ class RandomTimeScale1D(keras.layers.Layer):
     """
 
     def __init__(self, factor=0.1, fill_value=0.0, seed=None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(seed=seed, **kwargs)
         self.factor = v.check_rate("factor", factor)
         self.fill_value = float(fill_value)
-        self.seed = v.check_optional_seed("seed", seed)
-        self.seed_generator = keras.random.SeedGenerator(seed)
 
-    def call(self, inputs, training=False):
-        if not training or self.factor == 0:
-            return inputs
-        x, squeezed = _as_steps(inputs)
+    def is_active(self):
+        return self.factor > 0
+
+    def augment(self, inputs):
+        np = self.np
+        x, squeezed = as_steps(np, inputs)
         length = x.shape[1]
-        batch = ops.shape(x)[0]
-        scale = keras.random.uniform(
-            (batch, 1), 1.0 - self.factor, 1.0 + self.factor, seed=self.seed_generator
+        scale = self.backend.random.uniform(
+            (self.batch_size(x), 1), 1.0 - self.factor, 1.0 + self.factor, seed=self.rng()
         )
         centre = (length - 1) / 2.0
-        steps = ops.expand_dims(ops.arange(length, dtype="float32"), 0)
-        source = centre + (steps - centre) / scale
-        left = ops.floor(source)
-        weight = ops.expand_dims(ops.cast(source - left, x.dtype), -1)
-        left = ops.cast(left, "int32")
-        lo = _gather_steps(x, ops.clip(left, 0, length - 1))
-        hi = _gather_steps(x, ops.clip(left + 1, 0, length - 1))
-        out = lo * (1.0 - weight) + hi * weight
-        inside = ops.logical_and(source >= 0.0, source <= length - 1.0)
-        inside = ops.expand_dims(ops.cast(inside, x.dtype), -1)
-        out = out * inside + (1.0 - inside) * ops.cast(self.fill_value, x.dtype)
-        return ops.squeeze(out, -1) if squeezed else out
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
+        steps = np.expand_dims(np.arange(length, dtype="float32"), 0)
+        out = self.interpolate_steps(x, centre + (steps - centre) / scale, self.fill_value)
+        return np.squeeze(out, -1) if squeezed else out
 
     def get_config(self):
         config = super().get_config()
-        config.update(factor=self.factor, fill_value=self.fill_value, seed=self.seed)
+        config.update(factor=self.factor, fill_value=self.fill_value)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="kreg")
+class RandomTimeWarp(Augmentation):
+    """Warps time smoothly: some stretches of a sequence play faster, others slower.
+
+    Each example gets ``knots`` random speeds ``~ N(1, sigma)`` (clipped to
+    at least 0.1), spread evenly over the sequence and interpolated
+    linearly; the running sum of the speed is the warped time, rescaled so
+    the first and last steps stay in place. Output step ``t`` reads the input
+    at the warped time by linear interpolation, so the length is kept and
+    the local tempo changes by the speed.
+
+    Args:
+        sigma: Standard deviation of the speeds, >= 0. Default 0.2.
+        knots: Number of speed knots, an integer >= 2. Default 4.
+        seed: Integer seed. Default None.
+
+    Call arguments:
+        inputs: Tensor of shape ``(batch, steps)`` or ``(batch, steps, channels)``.
+        training: The layer only warps when True (the default).
+
+    Returns:
+        A tensor of the input's shape and dtype.
+
+    Example:
+        >>> warp = kreg.augment.RandomTimeWarp(0.2, seed=0)
+        >>> warp(np.ones((2, 50, 3), "float32")).shape
+        (2, 50, 3)
+
+    References:
+        Um et al., "Data augmentation of wearable sensor data for Parkinson's
+        disease monitoring using convolutional neural networks", ICMI 2017.
+    """
+
+    def __init__(self, sigma=0.2, knots=4, seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.sigma = v.check_non_negative("sigma", sigma)
+        if isinstance(knots, bool) or not isinstance(knots, int) or knots < 2:
+            raise v.invalid("knots", "an integer >= 2", knots)
+        self.knots = knots
+
+    def is_active(self):
+        return self.sigma > 0
+
+    def augment(self, inputs):
+        np = self.np
+        x, squeezed = as_steps(np, inputs)
+        length = x.shape[1]
+        speeds = self.backend.random.normal(
+            (self.batch_size(x), self.knots), 1.0, self.sigma, seed=self.rng()
+        )
+        speeds = np.maximum(speeds, 0.1)
+        # The speed at every step: knots spread evenly, linear in between.
+        at = np.arange(length, dtype="float32") * ((self.knots - 1) / max(length - 1, 1))
+        left = np.clip(self.backend.cast(np.floor(at), "int32"), 0, self.knots - 2)
+        frac = np.expand_dims(at - self.backend.cast(left, "float32"), 0)
+        lo = np.take(speeds, left, axis=1)
+        hi = np.take(speeds, left + 1, axis=1)
+        speed = lo * (1.0 - frac) + hi * frac
+        # Warped time: cumulative speed from 0, rescaled to end at length - 1.
+        warped = np.cumsum(speed, axis=1) - speed[:, :1]
+        warped = warped * ((length - 1) / np.maximum(warped[:, -1:], 1e-6))
+        out = self.interpolate_steps(x, warped)
+        return np.squeeze(out, -1) if squeezed else out
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(sigma=self.sigma, knots=self.knots)
         return config

@@ -1,0 +1,208 @@
+"""Batch-level mixing for integer labels: MixUp and CutMix in a ``tf.data`` pipeline.
+
+Keras' ``MixUp`` and ``CutMix`` take a dict with one-hot labels. kreg's data
+keeps labels as integers, so these layers take the ``(images, labels)``
+batches a ``tf.data`` pipeline yields and return ``(images, soft_labels)``:
+
+    train = train.batch(64).map(kreg.augment.MixUp(0.2, num_classes=10, seed=0))
+
+Soft labels compose with label smoothing: kreg's
+``SparseCategoricalCrossentropy`` and ``ConfidencePenalty`` accept integer
+or soft labels and smooth either. In inference (``training=False``) the
+images pass unchanged and the labels come back one-hot, so validation data
+can go through the same layer.
+
+``alpha`` lives in a variable (``schedule_kind = "augmentation"``): pass the
+layer in ``kreg.callbacks.RegularizationSchedule(targets=[mixup])`` to ramp
+it. Under TensorFlow the ``tf.data`` map reads the current value; under other
+backends the map keeps the value it had when the dataset was traced.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from kreg import _validation as v
+from kreg._variables import variable_property
+from kreg.augment._base import Augmentation
+
+
+class _Mixing(Augmentation):
+    """Shared: labels to one-hot, a partner per example, the per-example weight of each."""
+
+    schedule_kind = "augmentation"
+    schedule_attr = "alpha"
+    alpha = variable_property("alpha", v.check_non_negative)
+
+    def __init__(self, alpha, num_classes=None, seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.alpha = alpha
+        if num_classes is not None:
+            v.check_positive_int("num_classes", num_classes)
+        self.num_classes = num_classes
+
+    def _one_hot(self, labels):
+        """Integer labels (batch,) or (batch, 1) to one-hot; soft labels pass through."""
+        np = self.np
+        if len(labels.shape) == 2 and labels.shape[-1] not in (None, 1):
+            if self.num_classes is not None and labels.shape[-1] != self.num_classes:
+                raise ValueError(
+                    f"Labels of shape {tuple(labels.shape)} do not match `num_classes`. "
+                    f"Received: num_classes={self.num_classes}")
+            return self.backend.cast(labels, "float32")
+        if self.num_classes is None:
+            raise v.invalid("num_classes", "the number of classes, for integer labels", None)
+        labels = self.backend.cast(np.reshape(labels, (-1,)), "int32")
+        return self.backend.nn.one_hot(labels, self.num_classes, dtype="float32")
+
+    def _beta(self, batch, rng):
+        """Per-example weights ``~ Beta(alpha, alpha)`` (1 everywhere when alpha is 0)."""
+        np = self.np
+        alpha = self.backend.cast(self.backend.convert_to_tensor(self.convert_weight(self._alpha)), "float32")
+        safe = np.maximum(alpha, 1e-3)
+        lam = self.backend.random.beta((batch,), safe, safe, seed=rng)
+        return np.where(alpha > 0, lam, np.ones_like(lam))
+
+    def __call__(self, inputs, labels=None, **kwargs):
+        # ``dataset.map(layer)`` passes a pair's parts as two arguments.
+        if labels is not None:
+            inputs = (inputs, labels)
+        return super().__call__(inputs, **kwargs)
+
+    def call(self, inputs, training=True):
+        if not isinstance(inputs, (tuple, list)) or len(inputs) != 2:
+            raise ValueError(f"{type(self).__name__} takes a pair (images, labels). Received: {type(inputs).__name__}")
+        images, labels = inputs
+        labels = self._one_hot(labels)
+        if not training:
+            return images, labels
+        rng = self.rng()
+        batch = self.batch_size(images)
+        partner = self.backend.random.shuffle(self.np.arange(batch, dtype="int32"), seed=rng)
+        images, weight = self.mix(images, partner, self._beta(batch, rng), rng)
+        weight = self.np.expand_dims(weight, -1)
+        labels = weight * labels + (1.0 - weight) * self.np.take(labels, partner, axis=0)
+        return images, labels
+
+    def mix(self, images, partner, lam, rng):
+        """Returns the mixed images and each example's own share of its label."""
+        raise NotImplementedError
+
+    def compute_output_shape(self, input_shape):
+        images, labels = input_shape
+        return images, (labels[0], self.num_classes)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(alpha=self.alpha, num_classes=self.num_classes)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="kreg")
+class MixUp(_Mixing):
+    """MixUp for ``(images, integer labels)`` batches: convex mixes of examples and of their labels.
+
+    Each example is mixed with a random partner from the batch with a weight
+    ``lam ~ Beta(alpha, alpha)``: ``x = lam * x + (1 - lam) * x_partner``
+    and the same for its one-hot label, so the soft labels sum to 1 and give
+    the example ``lam`` of its own class.
+
+    Args:
+        alpha: Beta distribution parameter, >= 0; 0 switches mixing off.
+            Default 0.2.
+        num_classes: Number of classes (needed for integer labels).
+        seed: Integer seed. Default None.
+
+    Call arguments:
+        inputs: A pair ``(images, labels)``: a batch of any rank >= 2 and
+            its integer labels ``(batch,)`` / ``(batch, 1)`` or soft labels
+            ``(batch, num_classes)``.
+        training: Mixes when True (the default); otherwise returns the
+            images unchanged and one-hot labels.
+
+    Returns:
+        ``(images, soft_labels)`` with ``soft_labels`` float32
+        ``(batch, num_classes)``.
+
+    Example:
+        >>> mixup = kreg.augment.MixUp(0.2, num_classes=10, seed=0)
+        >>> ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(32).map(mixup)
+
+    References:
+        Zhang et al., "mixup: Beyond empirical risk minimization", ICLR 2018.
+    """
+
+    def __init__(self, alpha=0.2, num_classes=None, seed=None, **kwargs):
+        super().__init__(alpha, num_classes=num_classes, seed=seed, **kwargs)
+
+    def mix(self, images, partner, lam, rng):
+        np = self.np
+        shape = (-1,) + (1,) * (len(images.shape) - 1)
+        w = self.backend.cast(np.reshape(lam, shape), images.dtype)
+        return w * images + (1.0 - w) * np.take(images, partner, axis=0), lam
+
+
+@keras.saving.register_keras_serializable(package="kreg")
+class CutMix(_Mixing):
+    """CutMix for ``(images, integer labels)`` batches: a box pasted from a partner, labels by area.
+
+    For each example a box covering a fraction ``1 - lam`` of the image
+    (``lam ~ Beta(alpha, alpha)``, centre uniform, clipped at the borders)
+    is replaced by the same box of a random partner from the batch. The
+    label weight of the example's own class is the fraction of pixels it
+    kept, exactly.
+
+    Args:
+        alpha: Beta distribution parameter, >= 0; 0 switches mixing off.
+            Default 1.0 (the paper's).
+        num_classes: Number of classes (needed for integer labels).
+        seed: Integer seed. Default None.
+
+    Call arguments:
+        inputs: A pair ``(images, labels)``: images ``(batch, height, width,
+            channels)`` and integer labels ``(batch,)`` / ``(batch, 1)`` or
+            soft labels ``(batch, num_classes)``.
+        training: Mixes when True (the default); otherwise returns the
+            images unchanged and one-hot labels.
+
+    Returns:
+        ``(images, soft_labels)`` with ``soft_labels`` float32
+        ``(batch, num_classes)``.
+
+    Example:
+        >>> cutmix = kreg.augment.CutMix(1.0, num_classes=10, seed=0)
+        >>> ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(32).map(cutmix)
+
+    References:
+        Yun et al., "CutMix: Regularization strategy to train strong
+        classifiers with localizable features", ICCV 2019.
+    """
+
+    def __init__(self, alpha=1.0, num_classes=None, seed=None, **kwargs):
+        super().__init__(alpha, num_classes=num_classes, seed=seed, **kwargs)
+
+    def mix(self, images, partner, lam, rng):
+        np, B = self.np, self.backend
+        if len(images.shape) != 4:
+            raise ValueError(f"CutMix takes images (batch, height, width, channels). Received shape {tuple(images.shape)}")
+        height, width = images.shape[1], images.shape[2]
+        batch = self.batch_size(images)
+        side = np.sqrt(1.0 - lam)
+        centre = B.random.uniform((batch, 2), seed=rng)
+
+        def bounds(size, centre):
+            half = side * size / 2.0
+            lo = np.clip(np.round(centre * size - half), 0, size)
+            hi = np.clip(np.round(centre * size + half), 0, size)
+            return np.expand_dims(lo, -1), np.expand_dims(hi, -1)
+
+        y0, y1 = bounds(height, centre[:, 0])
+        x0, x1 = bounds(width, centre[:, 1])
+        rows = np.arange(height, dtype="float32")[None, :]
+        cols = np.arange(width, dtype="float32")[None, :]
+        in_rows = B.cast(np.logical_and(rows >= y0, rows < y1), "float32")  # (B, H)
+        in_cols = B.cast(np.logical_and(cols >= x0, cols < x1), "float32")  # (B, W)
+        box = in_rows[:, :, None] * in_cols[:, None, :]  # (B, H, W)
+        kept = 1.0 - np.sum(box, axis=(1, 2)) / float(height * width)
+        box = B.cast(box[..., None], images.dtype)
+        return images * (1.0 - box) + np.take(images, partner, axis=0) * box, kept
