@@ -24,7 +24,7 @@ from kreg.techniques import (
     PARAM_DEFAULTS,
     SETTINGS,
     TECHNIQUES,
-    technique_modality,
+    technique_modalities,
 )
 
 
@@ -275,8 +275,8 @@ def _check_search(cfg: PipelineConfig) -> None:
     modality = PACKAGED_MODALITY.get(cfg.data.dataset)
     for name, tech in search.techniques.items():
         field = f"search.techniques.{name}"
-        needed = technique_modality(name)
-        if needed and modality and needed != modality:
+        needed = technique_modalities(name)
+        if needed and modality and modality not in needed:
             raise ConfigError(field, name, f"a technique for {modality} data ({cfg.data.dataset} is {modality})")
         if name in NEEDS_MODEL and cfg.model.type not in NEEDS_MODEL[name]:
             raise ConfigError(field, name, f"a technique that applies to model.type={cfg.model.type}")

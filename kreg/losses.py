@@ -1,4 +1,4 @@
-"""Losses Keras 3 lacks: label smoothing for integer labels."""
+"""Losses Keras 3 lacks: label smoothing for integer labels (and for the soft labels of mixing)."""
 
 from __future__ import annotations
 
@@ -22,12 +22,43 @@ def smooth_sparse_targets(labels, num_classes, label_smoothing, smoothing="unifo
     return one_hot * (1.0 - eps) + (1.0 - one_hot) * (eps / (num_classes - 1))
 
 
+def is_soft(y_true, y_pred) -> bool:
+    """Soft labels (a distribution per example, e.g. from MixUp) rather than integer labels.
+
+    Decided on static shapes: labels of the predictions' rank whose last axis
+    has one entry per class.
+    """
+    return (len(y_true.shape) == len(y_pred.shape) and y_pred.shape[-1] not in (None, 1)
+            and y_true.shape[-1] == y_pred.shape[-1])
+
+
+def smooth_soft_targets(targets, label_smoothing, smoothing="uniform"):
+    """Label smoothing applied to soft labels: the same rules, so the rows still sum to 1."""
+    num_classes = targets.shape[-1]
+    eps = label_smoothing
+    if smoothing == "uniform":
+        return targets * (1.0 - eps) + eps / num_classes
+    return targets * (1.0 - eps) + (1.0 - targets) * (eps / (num_classes - 1))
+
+
+def targets_for(y_true, y_pred, label_smoothing, smoothing="uniform"):
+    """Smoothed target distributions for integer or soft labels, in the predictions' dtype."""
+    if is_soft(y_true, y_pred):
+        targets = smooth_soft_targets(ops.cast(y_true, y_pred.dtype), label_smoothing, smoothing)
+    else:
+        targets = smooth_sparse_targets(y_true, y_pred.shape[-1], label_smoothing, smoothing)
+    return ops.cast(targets, y_pred.dtype)
+
+
 @keras.saving.register_keras_serializable(package="kreg")
 class SparseCategoricalCrossentropy(keras.losses.Loss):
     """Cross-entropy for integer labels with label smoothing.
 
     Keras 3.15's ``SparseCategoricalCrossentropy`` has no ``label_smoothing``;
     this loss keeps labels sparse in the data pipeline and smooths inside.
+    It also takes soft labels ``(batch, classes)`` (what ``kreg.augment.MixUp``
+    and ``CutMix`` yield) and smooths them by the same rule, so mixing and
+    label smoothing compose.
 
     Args:
         label_smoothing: Epsilon in [0, 1). Default 0 (plain cross-entropy).
@@ -61,13 +92,11 @@ class SparseCategoricalCrossentropy(keras.losses.Loss):
         self.from_logits = bool(from_logits)
 
     def call(self, y_true, y_pred):
-        if self.label_smoothing == 0:
+        if self.label_smoothing == 0 and not is_soft(y_true, y_pred):
             return keras.losses.sparse_categorical_crossentropy(
                 y_true, y_pred, from_logits=self.from_logits
             )
-        num_classes = y_pred.shape[-1]
-        targets = smooth_sparse_targets(y_true, num_classes, self.label_smoothing, self.smoothing)
-        targets = ops.cast(targets, y_pred.dtype)
+        targets = targets_for(y_true, y_pred, self.label_smoothing, self.smoothing)
         return keras.losses.categorical_crossentropy(
             targets, y_pred, from_logits=self.from_logits
         )
@@ -93,7 +122,8 @@ class ConfidencePenalty(keras.losses.Loss):
     Args:
         beta: Strength of the entropy bonus, a non-negative float. Default 0.1.
         from_logits: Whether predictions are logits. Default False.
-        sparse: Integer labels (True, default) or one-hot labels.
+        sparse: Integer labels (True, default; soft labels of the
+            predictions' shape are recognized too) or one-hot labels.
         label_smoothing: Uniform label smoothing of integer labels, in
             [0, 1). Default 0.
         reduction, name: As in ``keras.losses.Loss``.
@@ -115,10 +145,9 @@ class ConfidencePenalty(keras.losses.Loss):
         self.sparse = bool(sparse)
 
     def call(self, y_true, y_pred):
-        if self.sparse and self.label_smoothing:
-            targets = smooth_sparse_targets(y_true, y_pred.shape[-1], self.label_smoothing)
-            ce = keras.losses.categorical_crossentropy(ops.cast(targets, y_pred.dtype), y_pred,
-                                                       from_logits=self.from_logits)
+        if self.sparse and (self.label_smoothing or is_soft(y_true, y_pred)):
+            targets = targets_for(y_true, y_pred, self.label_smoothing)
+            ce = keras.losses.categorical_crossentropy(targets, y_pred, from_logits=self.from_logits)
         elif self.sparse:
             ce = keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=self.from_logits)
         else:

@@ -17,6 +17,41 @@ def _probabilities(y_pred, from_logits):
     return ops.softmax(y_pred, axis=-1) if from_logits else y_pred
 
 
+def hard_labels(y_true, y_pred):
+    """Integer labels, flat: soft labels (MixUp, CutMix) count as their top class."""
+    if len(y_true.shape) == len(y_pred.shape) and y_pred.shape[-1] not in (None, 1) \
+            and y_true.shape[-1] == y_pred.shape[-1]:
+        return ops.argmax(y_true, axis=-1)
+    return ops.reshape(y_true, (-1,))
+
+
+@keras.saving.register_keras_serializable(package="kreg")
+class TopClassAccuracy(keras.metrics.MeanMetricWrapper):
+    """Accuracy for integer labels or soft labels: is the top predicted class the label's?
+
+    ``keras.metrics.SparseCategoricalAccuracy`` takes integer labels only; in
+    a model trained on MixUp/CutMix batches the training labels are soft and
+    the validation labels integers. Soft labels count as their top class.
+
+    Args:
+        name, dtype: As in ``keras.metrics.Metric``. Default name ``"accuracy"``.
+
+    Example:
+        >>> model.compile("adam", kreg.losses.SparseCategoricalCrossentropy(from_logits=True),
+        ...               metrics=[kreg.metrics.TopClassAccuracy()])
+    """
+
+    def __init__(self, name="accuracy", dtype=None):
+        def top_class(y_true, y_pred):
+            labels = ops.cast(hard_labels(y_true, y_pred), "int32")
+            return ops.cast(ops.equal(ops.cast(ops.argmax(y_pred, axis=-1), "int32"), labels), "float32")
+
+        super().__init__(top_class, name=name, dtype=dtype)
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype}
+
+
 class _BinnedCalibration(keras.metrics.Metric):
     """Per-bin counts, summed confidence and summed correctness of the top class."""
 
@@ -33,7 +68,7 @@ class _BinnedCalibration(keras.metrics.Metric):
         probs = ops.cast(_probabilities(y_pred, self.from_logits), "float32")
         confidence = ops.max(probs, axis=-1)
         predicted = ops.argmax(probs, axis=-1)
-        labels = ops.cast(ops.reshape(y_true, (-1,)), predicted.dtype)
+        labels = ops.cast(hard_labels(y_true, y_pred), predicted.dtype)
         correct = ops.cast(ops.equal(predicted, labels), "float32")
         # Bin b holds confidences in (b/B, (b+1)/B]; a confidence of exactly 0 goes to bin 0.
         bins = ops.clip(ops.cast(ops.ceil(confidence * self.num_bins) - 1, "int32"), 0, self.num_bins - 1)

@@ -4,14 +4,20 @@ Config validation, the plan and the layers all read these tuples, so a name is
 spelled in one place.
 """
 
-SEQUENCE_AUGMENTATIONS = ("shift", "time_scale")
+# Augmentations by the data they apply to. Each has one strength (0 = off):
+# the layer's main argument (see kreg.augment.modality).
+SEQUENCE_AUGMENTATIONS = ("shift", "time_scale", "time_warp", "jitter", "magnitude_scale")
+TABULAR_AUGMENTATIONS = ("jitter", "magnitude_scale", "feature_dropout", "swap_noise")
 IMAGE_AUGMENTATIONS = ("flip", "rotation", "zoom", "translation", "contrast", "brightness")
-AUGMENTATIONS = SEQUENCE_AUGMENTATIONS + IMAGE_AUGMENTATIONS
+# Batch-level mixing of examples and labels: applied in the tf.data pipeline
+# (the labels change), strength = the Beta distribution's alpha.
+MIXING_AUGMENTATIONS = ("mixup", "cutmix")
 AUGMENTATIONS_BY_MODALITY = {
-    "sequence": SEQUENCE_AUGMENTATIONS,
-    "image": IMAGE_AUGMENTATIONS,
-    "tabular": (),
+    "sequence": SEQUENCE_AUGMENTATIONS + ("mixup",),
+    "image": IMAGE_AUGMENTATIONS + MIXING_AUGMENTATIONS,
+    "tabular": TABULAR_AUGMENTATIONS + ("mixup",),
 }
+AUGMENTATIONS = tuple(dict.fromkeys(name for names in AUGMENTATIONS_BY_MODALITY.values() for name in names))
 
 MODEL_TYPES = ("mlp", "cnn1d", "cnn2d")
 
@@ -65,9 +71,9 @@ NEEDS_MODEL = {
 }
 
 
-def technique_modality(name: str) -> str | None:
-    """The data modality an augmentation technique needs, None for others."""
+def technique_modalities(name: str) -> tuple | None:
+    """The data modalities an augmentation technique applies to, None for other techniques."""
     if not name.startswith("augment_"):
         return None
     aug = name[len("augment_"):]
-    return "sequence" if aug in SEQUENCE_AUGMENTATIONS else "image"
+    return tuple(m for m, names in AUGMENTATIONS_BY_MODALITY.items() if aug in names)

@@ -12,7 +12,12 @@ API = {
     "kreg.layers": ["DropBlock1D", "DropBlock2D", "DropConnect", "MCDropout", "ScheduledDropout",
                     "ScheduledGaussianNoise", "ScheduledSpatialDropout1D", "ScheduledSpatialDropout2D",
                     "StochasticDepth", "drop_path_rates", "predict_mc"],
-    "kreg.augment": ["RandomShift1D", "RandomTimeScale1D", "augmentation_layers", "image", "image_layers"],
+    "kreg.augment": ["BackTranslation", "CutMix", "MixUp", "RandomBackgroundNoise", "RandomDeletion",
+                     "RandomFeatureDropout", "RandomInsertion", "RandomJitter", "RandomMagnitudeScale",
+                     "RandomPitchShift", "RandomShift1D", "RandomSwap", "RandomSynonymReplacement",
+                     "RandomTimeScale1D", "RandomTimeStretch", "RandomTimeWarp", "SpecAugment", "SwapNoise",
+                     "augmentation_layers", "image", "image_layers", "load_synonyms", "mix_batches",
+                     "mixing_layers"],
     "kreg.callbacks": ["GeneralizationGap", "RegularizationSchedule", "SWA", "SharpnessProbe", "SnapshotEnsemble",
                        "WeightMonitor", "gap_value", "lower_is_better", "measure_sharpness", "refresh_batch_norm",
                        "schedulable_objects", "weight_statistics"],
@@ -38,6 +43,7 @@ def test_all_is_pinned_and_importable(module):
 def test_registered_for_saving():
     import keras
 
+    import kreg.augment.text  # noqa: F401 (imported on first use under other backends)
     import kreg.constraints
     import kreg.layers
     import kreg.losses
@@ -51,6 +57,9 @@ def test_registered_for_saving():
              "ExpectedCalibrationError", "MaxCalibrationError", "BrierScore", "RandomShift1D",
              "RandomTimeScale1D", "ScheduledDropout", "ScheduledSpatialDropout1D", "ScheduledSpatialDropout2D",
              "ScheduledGaussianNoise", "Schedulable", "SAM", "SWA", "SharpnessProbe", "WeightMonitor",
-             "SnapshotEnsemble"]
+             "SnapshotEnsemble", "TopClassAccuracy", "RandomTimeWarp", "RandomJitter", "RandomMagnitudeScale",
+             "RandomFeatureDropout", "SwapNoise", "MixUp", "CutMix", "RandomTimeStretch", "RandomPitchShift",
+             "RandomBackgroundNoise", "SpecAugment", "RandomSynonymReplacement", "RandomInsertion",
+             "RandomDeletion", "RandomSwap", "BackTranslation"]
     for name in names:
         assert keras.saving.get_registered_object(f"kreg>{name}") is not None, name

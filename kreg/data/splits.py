@@ -52,13 +52,20 @@ class DatasetSplits:
     def sizes(self) -> dict:
         return {"train": len(self.y_train), "validation": len(self.y_val), "test": len(self.y_test)}
 
-    def train_dataset(self, batch_size: int):
-        """Shuffled (by seed, reshuffled every epoch), batched, prefetched."""
+    def train_dataset(self, batch_size: int, batch_map=None):
+        """Shuffled (by seed, reshuffled every epoch), batched, prefetched.
+
+        ``batch_map`` (dataset -> dataset) runs on the batched pipeline, e.g.
+        ``kreg.augment.mix_batches`` for MixUp / CutMix.
+        """
         import tensorflow as tf
 
         ds = tf.data.Dataset.from_tensor_slices((self.x_train, self.y_train))
         ds = ds.shuffle(len(self.y_train), seed=self.seed, reshuffle_each_iteration=True)
-        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        ds = ds.batch(batch_size)
+        if batch_map is not None:
+            ds = batch_map(ds)
+        return ds.prefetch(tf.data.AUTOTUNE)
 
     def eval_dataset(self, split: str, batch_size: int = 256):
         """Validation or test split, in order, batched, prefetched."""

@@ -7,8 +7,9 @@ import keras
 from kreg import _validation as v
 from kreg.losses import ConfidencePenalty
 from kreg.losses import SparseCategoricalCrossentropy
-from kreg.metrics import ExpectedCalibrationError
+from kreg.metrics import ExpectedCalibrationError, TopClassAccuracy
 from kreg.plan import RegularizationPlan
+from kreg.techniques import MIXING_AUGMENTATIONS
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 
@@ -38,7 +39,9 @@ def compile_model(model, plan: RegularizationPlan | None = None, *, optimizer="a
     ``weight_decay`` and ``label_smoothing`` go to the optimizer and the loss.
     Metrics: ``accuracy`` and ``ece`` (expected calibration error, 15 bins).
     The plan's ``confidence_penalty`` switches the loss to
-    ``kreg.losses.ConfidencePenalty`` (with the same label smoothing).
+    ``kreg.losses.ConfidencePenalty`` (with the same label smoothing). With
+    MixUp / CutMix in the plan the training labels are soft: both losses take
+    them, and accuracy is ``kreg.metrics.TopClassAccuracy`` (either kind).
     """
     plan = plan or RegularizationPlan()
     lr = plan.learning_rate or learning_rate
@@ -47,10 +50,12 @@ def compile_model(model, plan: RegularizationPlan | None = None, *, optimizer="a
         loss = ConfidencePenalty(plan.confidence_penalty, from_logits=True, label_smoothing=smoothing)
     else:
         loss = SparseCategoricalCrossentropy(label_smoothing=smoothing, from_logits=True)
+    mixing = any(plan.augmentation.get(name) for name in MIXING_AUGMENTATIONS)
+    accuracy = TopClassAccuracy() if mixing else keras.metrics.SparseCategoricalAccuracy(name="accuracy")
     model.compile(
         optimizer=make_optimizer(optimizer, lr, plan.weight_decay),
         loss=loss,
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+        metrics=[accuracy,
                  ExpectedCalibrationError(from_logits=True, name="ece")],
     )
     return model

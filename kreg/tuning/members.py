@@ -18,7 +18,7 @@ import numpy as np
 from kreg.callbacks.gap import penalized_loss
 from kreg.metrics import ExpectedCalibrationError
 from kreg.training import Ensemble
-from kreg.tuning.procedures import build_for_plan, procedure_callbacks
+from kreg.tuning.procedures import build_for_plan, procedure_callbacks, train_data
 
 
 def bootstrap(splits, seed: int):
@@ -45,8 +45,9 @@ def train_members(cfg, splits, plan, first_model, epochs: int, train_sample, see
         keras.utils.set_random_seed(seed + 1000 * i)
         resampled = bootstrap(splits, seed + 1000 * i)
         model = build_for_plan(cfg, splits.spec, plan, seed=seed + 1000 * i)
-        callbacks, _, _ = procedure_callbacks(plan, model, epochs, train_sample)
-        history = model.fit(resampled.train_dataset(batch_size), epochs=epochs, shuffle=False, verbose=0,
+        data, mixers = train_data(resampled, plan, batch_size, seed + 1000 * i)
+        callbacks, _, _ = procedure_callbacks(plan, model, epochs, train_sample, mixers)
+        history = model.fit(data, epochs=epochs, shuffle=False, verbose=0,
                             callbacks=[keras.callbacks.TerminateOnNaN(), *callbacks])
         if not np.all(np.isfinite(history.history["loss"])):
             raise FloatingPointError(f"ensemble member {i + 1} diverged")

@@ -26,7 +26,7 @@ from kreg.tracking import plots
 from kreg.tracking.records import COMPLETED, FAILED, TrialRecord
 from kreg.tuning import members
 from kreg.tuning.oracles import objective_for
-from kreg.tuning.procedures import build_for_plan, procedure_callbacks
+from kreg.tuning.procedures import build_for_plan, procedure_callbacks, train_data
 
 METRIC = "accuracy"
 
@@ -87,7 +87,7 @@ class TrialRunner:
     def _penalty(self):
         return self.cfg.search.gap_penalty if self.cfg.search.objective == "gap_penalized" else None
 
-    def _callbacks(self, plan: RegularizationPlan, model, run, index: int, epochs: int):
+    def _callbacks(self, plan: RegularizationPlan, model, run, index: int, epochs: int, mixers=()):
         """Gap first (others read its figures), monitors, procedures, early stop, reporter last."""
         gap = GeneralizationGap(self._train_sample, penalty=self._penalty)
         callbacks = [gap, keras.callbacks.TerminateOnNaN()]
@@ -98,7 +98,7 @@ class TrialRunner:
             s = monitor.sharpness
             callbacks.append(SharpnessProbe(self._train_sample, rho=s.rho, samples=s.samples, every=s.every,
                                             adversarial=s.adversarial, seed=self.cfg.seed))
-        procedures, swa, scheduled = procedure_callbacks(plan, model, epochs, self._train_sample)
+        procedures, swa, scheduled = procedure_callbacks(plan, model, epochs, self._train_sample, mixers)
         callbacks += procedures
         early = None
         if plan.early_stopping is not None:
@@ -152,10 +152,11 @@ class TrialRunner:
             batch_size=plan.batch_size or cfg.training.batch_size,
         )
         model = build_for_plan(cfg, splits.spec, plan, seed=cfg.seed)
-        gap, early, swa, scheduled, callbacks = self._callbacks(plan, model, run, index, epochs)
         batch_size = plan.batch_size or cfg.training.batch_size
+        data, mixers = train_data(splits, plan, batch_size, cfg.seed)
+        gap, early, swa, scheduled, callbacks = self._callbacks(plan, model, run, index, epochs, mixers)
         history = model.fit(
-            splits.train_dataset(batch_size),
+            data,
             validation_data=splits.eval_dataset("validation"),
             epochs=epochs,
             callbacks=callbacks,
