@@ -209,7 +209,8 @@ class RandomTimeWarp(Augmentation):
         # Warped time: cumulative speed from 0, rescaled to end at length - 1.
         warped = np.cumsum(speed, axis=1) - speed[:, :1]
         warped = warped * ((length - 1) / np.maximum(warped[:, -1:], 1e-6))
-        out = self.interpolate_steps(x, warped)
+        # Rounding can put the last step a hair past the end: it must read the last sample.
+        out = self.interpolate_steps(x, np.clip(warped, 0.0, length - 1.0))
         return np.squeeze(out, -1) if squeezed else out
 
     def get_config(self):
