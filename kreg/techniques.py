@@ -17,6 +17,9 @@ AUGMENTATIONS_BY_MODALITY = {
     "image": IMAGE_AUGMENTATIONS + MIXING_AUGMENTATIONS,
     "tabular": TABULAR_AUGMENTATIONS + ("mixup",),
 }
+# Strengths that are fractions or probabilities (checked as rates, < 1); the
+# others are any strength >= 0.
+AUGMENTATION_KINDS = {"shift": "rate", "time_scale": "rate", "feature_dropout": "rate", "swap_noise": "rate"}
 AUGMENTATIONS = tuple(dict.fromkeys(name for names in AUGMENTATIONS_BY_MODALITY.values() for name in names))
 
 MODEL_TYPES = ("mlp", "cnn1d", "cnn2d")
@@ -46,7 +49,7 @@ TECHNIQUES = {
     "swa": {"start": "rate"},
     "sam": {"rho": "positive"},
     "ensemble": {"members": "count"},
-    **{f"augment_{name}": {"strength": "strength"} for name in AUGMENTATIONS},
+    **{f"augment_{name}": {"strength": AUGMENTATION_KINDS.get(name, "strength")} for name in AUGMENTATIONS},
 }
 
 # Parameters a technique may leave out of the YAML, and their value then.

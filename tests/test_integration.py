@@ -165,3 +165,42 @@ def test_training_procedures_reach_every_trial_run(tmp_path, tfds_dir):
     assert multipliers == [0.5, 1.0, 1.0, 0.0]
     for key in ("sharpness", "sharpness_adversarial", "weight_norm", "zero_fraction", "weight_norm/dense1"):
         assert len(client.get_metric_history(child.info.run_id, key)) == 4, key
+
+
+AUGMENTED = {
+    "name": "wine_augmented",
+    "seed": 0,
+    "data": {"dataset": "wine", "train_eval_samples": 50},
+    "model": {"type": "mlp", "width": 16, "depth": 1},
+    "training": {"epochs": 3, "batch_size": 16, "learning_rate": 0.01},
+    "search": {
+        "tuner": "random",
+        "max_trials": 1,
+        "techniques": {
+            "augment_mixup": {"optional": False, "strength": {"min": 0.2, "max": 0.4}},
+            "augment_swap_noise": {"optional": False, "strength": 0.1},
+            "augment_feature_dropout": {"optional": False, "strength": 0.1},
+            "augment_jitter": {"optional": False, "strength": 0.05},
+            "label_smoothing": {"optional": False, "epsilon": 0.1},
+            "schedule": {"optional": False, "warmup": 0.67},
+        },
+    },
+}
+
+
+def test_tabular_augmentation_and_mixup_reach_a_trial(tmp_path, tfds_dir):
+    data = {**AUGMENTED, "data": {**AUGMENTED["data"], "data_dir": tfds_dir}}
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    assert main(["tune", str(write(tmp_path, data)), "--tracking-uri", uri]) == 0
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("wine_augmented")
+    (child,) = [r for r in client.search_runs([exp.experiment_id]) if "mlflow.parentRunId" in r.data.tags]
+    assert child.info.status == "FINISHED"
+    params, metrics = child.data.params, child.data.metrics
+    assert 0.2 <= float(params["plan.augmentation.mixup"]) <= 0.4
+    assert float(params["plan.augmentation.swap_noise"]) == 0.1
+    # Training ran on soft (mixed) labels; the honest figures use the integer labels.
+    assert 0.0 <= metrics["train_accuracy"] <= 1.0 and 0.0 <= metrics["test_accuracy"] <= 1.0
+    assert metrics["scheduled_targets"] == 1  # the MixUp alpha in the data pipeline
+    multipliers = [m.value for m in client.get_metric_history(child.info.run_id, "regularization_multiplier")]
+    assert multipliers == [0.5, 1.0, 1.0]

@@ -88,8 +88,6 @@ def test_time_scale_stretches_about_centre():
     np.testing.assert_array_equal(RandomTimeScale1D(0.0)(x, training=True), x)
 
 
-@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
-                    reason="in a tf.data map under another backend: issue 5 (TFDataLayer)")
 def test_augmentation_in_tf_data_and_validation():
     import tensorflow as tf
 
