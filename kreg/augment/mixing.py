@@ -43,17 +43,20 @@ class _Mixing(Augmentation):
 
     def _one_hot(self, labels):
         """Integer labels (batch,) or (batch, 1) to one-hot; soft labels pass through."""
-        np = self.np
+        np, B = self.np, self.backend
         if len(labels.shape) == 2 and labels.shape[-1] not in (None, 1):
             if self.num_classes is not None and labels.shape[-1] != self.num_classes:
                 raise ValueError(
                     f"Labels of shape {tuple(labels.shape)} do not match `num_classes`. "
                     f"Received: num_classes={self.num_classes}")
-            return self.backend.cast(labels, "float32")
+            return B.cast(labels, "float32")
         if self.num_classes is None:
             raise v.invalid("num_classes", "the number of classes, for integer labels", None)
-        labels = self.backend.cast(np.reshape(labels, (-1,)), "int32")
-        return self.backend.nn.one_hot(labels, self.num_classes, dtype="float32")
+        if len(labels.shape) != 1:
+            labels = np.reshape(labels, (-1,))
+        if "int" not in str(labels.dtype):
+            labels = B.cast(labels, "int32")
+        return B.nn.one_hot(labels, self.num_classes, dtype="float32")
 
     def _beta(self, batch, rng):
         """Per-example weights ``~ Beta(alpha, alpha)`` (1 everywhere when alpha is 0)."""
@@ -61,18 +64,20 @@ class _Mixing(Augmentation):
         alpha = self.backend.cast(self.backend.convert_to_tensor(self.convert_weight(self._alpha)), "float32")
         safe = np.maximum(alpha, 1e-3)
         lam = self.backend.random.beta((batch,), safe, safe, seed=rng)
-        return np.where(alpha > 0, lam, np.ones_like(lam))
+        return np.where(alpha > 0, lam, 1.0)
 
     def __call__(self, inputs, labels=None, **kwargs):
         # ``dataset.map(layer)`` passes a pair's parts as two arguments.
-        if labels is not None:
-            inputs = (inputs, labels)
-        return super().__call__(inputs, **kwargs)
+        if labels is None:
+            if not isinstance(inputs, (tuple, list)) or len(inputs) != 2:
+                raise ValueError(f"{type(self).__name__} takes a pair (images, labels). "
+                                 f"Received: {type(inputs).__name__}")
+            inputs, labels = inputs
+        # Labels go as a keyword: Keras' DataLayer would cast the first
+        # argument's every part to float, and integer labels want no casts.
+        return super().__call__(inputs, labels=labels, **kwargs)
 
-    def call(self, inputs, training=True):
-        if not isinstance(inputs, (tuple, list)) or len(inputs) != 2:
-            raise ValueError(f"{type(self).__name__} takes a pair (images, labels). Received: {type(inputs).__name__}")
-        images, labels = inputs
+    def call(self, images, labels=None, training=True):
         labels = self._one_hot(labels)
         if not training:
             return images, labels
@@ -88,9 +93,8 @@ class _Mixing(Augmentation):
         """Returns the mixed images and each example's own share of its label."""
         raise NotImplementedError
 
-    def compute_output_shape(self, input_shape):
-        images, labels = input_shape
-        return images, (labels[0], self.num_classes)
+    def compute_output_shape(self, input_shape, labels_shape=None):
+        return input_shape, (input_shape[0], self.num_classes)
 
     def get_config(self):
         config = super().get_config()
