@@ -82,15 +82,20 @@ class _Mixing(Augmentation):
         if not training:
             return images, labels
         rng = self.rng()
-        batch = self.batch_size(images)
-        partner = self.backend.random.shuffle(self.np.arange(batch, dtype="int32"), seed=rng)
-        images, weight = self.mix(images, partner, self._beta(batch, rng), rng)
+        # The partner of example i is example B-1-i (the batch reversed, as
+        # timm does): the pipeline has shuffled the batch, so the pairs are
+        # random, and a flip costs less than a shuffle and a gather.
+        partner = self.np.flip(images, axis=0)
+        images, weight = self.mix(images, partner, self._beta(self.batch_size(images), rng), rng)
         weight = self.np.expand_dims(weight, -1)
-        labels = weight * labels + (1.0 - weight) * self.np.take(labels, partner, axis=0)
+        labels = weight * labels + (1.0 - weight) * self.np.flip(labels, axis=0)
         return images, labels
 
     def mix(self, images, partner, lam, rng):
-        """Returns the mixed images and each example's own share of its label."""
+        """Mixes ``images`` with ``partner`` (the images of each one's partner).
+
+        Returns the mixed images and each example's own share of its label.
+        """
         raise NotImplementedError
 
     def compute_output_shape(self, input_shape, labels_shape=None):
@@ -106,7 +111,8 @@ class _Mixing(Augmentation):
 class MixUp(_Mixing):
     """MixUp for ``(images, integer labels)`` batches: convex mixes of examples and of their labels.
 
-    Each example is mixed with a random partner from the batch with a weight
+    Each example is mixed with a partner from the (shuffled) batch, the
+    example at the mirrored position, with a weight
     ``lam ~ Beta(alpha, alpha)``: ``x = lam * x + (1 - lam) * x_partner``
     and the same for its one-hot label, so the soft labels sum to 1 and give
     the example ``lam`` of its own class.
@@ -143,7 +149,7 @@ class MixUp(_Mixing):
         np = self.np
         shape = (-1,) + (1,) * (len(images.shape) - 1)
         w = self.backend.cast(np.reshape(lam, shape), images.dtype)
-        return w * images + (1.0 - w) * np.take(images, partner, axis=0), lam
+        return w * images + (1.0 - w) * partner, lam
 
 
 @keras.saving.register_keras_serializable(package="kreg")
@@ -152,7 +158,8 @@ class CutMix(_Mixing):
 
     For each example a box covering a fraction ``1 - lam`` of the image
     (``lam ~ Beta(alpha, alpha)``, centre uniform, clipped at the borders)
-    is replaced by the same box of a random partner from the batch. The
+    is replaced by the same box of its partner (the example at the mirrored
+    position of the shuffled batch). The
     label weight of the example's own class is the fraction of pixels it
     kept, exactly.
 
@@ -209,4 +216,4 @@ class CutMix(_Mixing):
         box = in_rows[:, :, None] * in_cols[:, None, :]  # (B, H, W)
         kept = 1.0 - np.sum(box, axis=(1, 2)) / float(height * width)
         box = B.cast(box[..., None], images.dtype)
-        return images * (1.0 - box) + np.take(images, partner, axis=0) * box, kept
+        return images * (1.0 - box) + partner * box, kept
