@@ -11,6 +11,7 @@ import keras
 from keras import ops
 
 from kreg import _validation as v
+from kreg.losses import is_soft
 
 
 def _probabilities(y_pred, from_logits):
@@ -19,8 +20,7 @@ def _probabilities(y_pred, from_logits):
 
 def hard_labels(y_true, y_pred):
     """Integer labels, flat: soft labels (MixUp, CutMix) count as their top class."""
-    if len(y_true.shape) == len(y_pred.shape) and y_pred.shape[-1] not in (None, 1) \
-            and y_true.shape[-1] == y_pred.shape[-1]:
+    if is_soft(y_true, y_pred):
         return ops.argmax(y_true, axis=-1)
     return ops.reshape(y_true, (-1,))
 

@@ -57,11 +57,13 @@ def _check_int(name, value, minimum):
 
 
 class _AudioLayer(Augmentation):
-    """Shape handling shared by the audio layers: a trailing channel of 1 is dropped and restored."""
+    """Shape handling shared by the audio layers: a trailing channel of 1 is dropped and restored.
 
-    def __init__(self, kind="waveform", seed=None, **kwargs):
-        super().__init__(seed=seed, **kwargs)
-        self.kind = v.check_choice("kind", kind, KINDS)
+    ``kind`` (``"waveform"`` or ``"spectrogram"``) is fixed by the class, or
+    chosen per layer where both make sense (the vocoder layers).
+    """
+
+    kind = "waveform"
 
     def augment(self, inputs):
         np = self.np
@@ -80,17 +82,13 @@ class _AudioLayer(Augmentation):
     def transform(self, x):  # pragma: no cover - every subclass defines it
         raise NotImplementedError
 
-    def get_config(self):
-        config = super().get_config()
-        config["kind"] = self.kind
-        return config
-
 
 class _VocoderLayer(_AudioLayer):
     """STFT settings and the phase vocoder shared by time stretching and pitch shifting."""
 
     def __init__(self, kind="waveform", frame_length=512, frame_step=128, seed=None, **kwargs):
-        super().__init__(kind=kind, seed=seed, **kwargs)
+        super().__init__(seed=seed, **kwargs)
+        self.kind = v.check_choice("kind", kind, KINDS)
         self.frame_length = _check_int("frame_length", frame_length, 2)
         self.frame_step = _check_int("frame_step", frame_step, 1)
         if frame_step > frame_length:
@@ -130,7 +128,7 @@ class _VocoderLayer(_AudioLayer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(frame_length=self.frame_length, frame_step=self.frame_step)
+        config.update(kind=self.kind, frame_length=self.frame_length, frame_step=self.frame_step)
         return config
 
 
@@ -315,8 +313,7 @@ class RandomBackgroundNoise(_AudioLayer):
     """
 
     def __init__(self, snr_db=(5.0, 20.0), noise=None, color="white", seed=None, **kwargs):
-        kwargs.pop("kind", None)
-        super().__init__(kind="waveform", seed=seed, **kwargs)
+        super().__init__(seed=seed, **kwargs)
         self.snr_db = _check_range("snr_db", snr_db, _check_decibels)
         self.color = v.check_choice("color", color, ("white", "pink"))
         self.noise = None
@@ -362,7 +359,6 @@ class RandomBackgroundNoise(_AudioLayer):
 
     def get_config(self):
         config = super().get_config()
-        config.pop("kind")
         config.update(snr_db=list(self.snr_db), color=self.color,
                       noise=None if self.noise is None else self.noise.tolist())
         return config
@@ -402,9 +398,10 @@ class SpecAugment(_AudioLayer):
         automatic speech recognition", Interspeech 2019.
     """
 
+    kind = "spectrogram"
+
     def __init__(self, freq_mask=8, time_mask=10, freq_masks=2, time_masks=2, mask_value=0.0, seed=None, **kwargs):
-        kwargs.pop("kind", None)
-        super().__init__(kind="spectrogram", seed=seed, **kwargs)
+        super().__init__(seed=seed, **kwargs)
         self.freq_mask = _check_int("freq_mask", freq_mask, 0)
         self.time_mask = _check_int("time_mask", time_mask, 0)
         self.freq_masks = _check_int("freq_masks", freq_masks, 0)
@@ -435,7 +432,6 @@ class SpecAugment(_AudioLayer):
 
     def get_config(self):
         config = super().get_config()
-        config.pop("kind")
         config.update(freq_mask=self.freq_mask, time_mask=self.time_mask, freq_masks=self.freq_masks,
                       time_masks=self.time_masks, mask_value=self.mask_value)
         return config

@@ -113,12 +113,14 @@ def _import_callable(path: str):
 class _TextAugmentation(keras.layers.Layer):
     """Strings or token ids -> a dense (batch, words) token matrix -> ``edit`` -> back."""
 
+    rate_may_be_one = False  # an edit at rate 1 would destroy every sentence
+
     def __init__(self, rate, pad_id=0, seed=None, **kwargs):
         super().__init__(**kwargs)
         # Strings and integer ids go to `call` as they are: no float conversion.
         self._convert_input_args = False
         self._allow_non_tensor_positional_args = True
-        self.rate = v.check_rate("rate", rate)
+        self.rate = v.check_rate("rate", rate, allow_one=self.rate_may_be_one)
         if isinstance(pad_id, bool) or not isinstance(pad_id, int):
             raise v.invalid("pad_id", "an integer token id", pad_id)
         self.pad_id = pad_id
@@ -423,10 +425,11 @@ class BackTranslation(_TextAugmentation):
         augmentation for consistency training", NeurIPS 2020.
     """
 
+    rate_may_be_one = True  # translating every sentence is the usual setting
+
     def __init__(self, translate, back=None, rate=1.0, seed=None, **kwargs):
         kwargs.pop("pad_id", None)
-        super().__init__(0.0, seed=seed, **kwargs)
-        self.rate = v.check_rate("rate", rate, allow_one=True)
+        super().__init__(rate, seed=seed, **kwargs)
         self.translate = _import_callable(translate) if isinstance(translate, str) else translate
         self.back = _import_callable(back) if isinstance(back, str) else back
         for name, fn in (("translate", self.translate), ("back", self.back)):
@@ -448,7 +451,7 @@ class BackTranslation(_TextAugmentation):
         return tf.constant(out, dtype=tf.string)
 
     def call(self, inputs, training=True):
-        if not training or self.rate == 0:
+        if not training or not self.is_active():
             return inputs
         x = tf.convert_to_tensor(inputs)
         if x.dtype != tf.string:
