@@ -1,4 +1,4 @@
-"""Eager argument validation with one message template (DESIGN.md rule 2).
+"""Eager argument validation with one message template (DESIGN.md, house rule 2: validate arguments eagerly).
 
 Every public constructor validates its arguments before any work starts and
 raises ``ValueError`` with Keras' wording, so users see the same sentence
@@ -6,11 +6,16 @@ whether the mistake is in Python code or in a pipeline YAML file::
 
     Invalid value received for argument `rate`. Expected a float between 0
     and 1. Received: rate=1.5
+
+Numbers are Python or NumPy reals; a string (``"0.1"``), a bool or ``None``
+is refused with that same message, never compared (which would raise a
+``TypeError``).
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 
@@ -23,17 +28,21 @@ def invalid(name: str, expected: str, value: Any) -> ValueError:
 
 
 def _is_real(value: Any) -> bool:
+    """A finite real number (Python or NumPy scalar); not a bool, a string or None."""
     return (
-        isinstance(value, (int, float))
+        isinstance(value, numbers.Real)
         and not isinstance(value, bool)
         and math.isfinite(value)
     )
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def check_rate(name: str, value: Any, *, allow_one: bool = False) -> float:
     """A probability-like rate in [0, 1) (or [0, 1] with ``allow_one``)."""
-    upper_ok = value <= 1 if allow_one else value < 1
-    if not _is_real(value) or value < 0 or not upper_ok:
+    if not _is_real(value) or value < 0 or not (value <= 1 if allow_one else value < 1):
         bound = "1" if allow_one else "1 (exclusive)"
         raise invalid(name, f"a float between 0 and {bound}", value)
     return float(value)
@@ -52,13 +61,13 @@ def check_positive(name: str, value: Any) -> float:
 
 
 def check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not _is_int(value) or value < 1:
         raise invalid(name, "a positive integer", value)
     return int(value)
 
 
 def check_non_negative_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if not _is_int(value) or value < 0:
         raise invalid(name, "a non-negative integer", value)
     return int(value)
 

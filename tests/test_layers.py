@@ -143,3 +143,20 @@ def test_layer_argument_validation():
         DropBlock1D(0.1, block_size=0)
     with pytest.raises(ValueError, match="Received: seed=-1"):
         StochasticDepth(0.1, seed=-1)
+
+
+@pytest.mark.parametrize("make", [
+    lambda r: DropBlock1D(rate=r), lambda r: DropBlock2D(rate=r), lambda r: StochasticDepth(r),
+    lambda r: DropConnect(4, rate=r), lambda r: MCDropout(r), lambda r: ScheduledDropout(r),
+    lambda r: ScheduledSpatialDropout1D(r), lambda r: ScheduledSpatialDropout2D(r),
+], ids=["DropBlock1D", "DropBlock2D", "StochasticDepth", "DropConnect", "MCDropout", "ScheduledDropout",
+        "ScheduledSpatialDropout1D", "ScheduledSpatialDropout2D"])
+def test_a_rate_that_is_not_a_number_gets_the_house_message(make):
+    # A string is not a float: the house ValueError, never a TypeError from comparing it.
+    for bad in ("0.1", True, None, [0.1], float("nan")):
+        with pytest.raises(ValueError, match=r"Invalid value received for argument `rate`\. Expected a float "
+                                             r"between 0 and 1 \(exclusive\)\. Received: rate="):
+            make(bad)
+    assert make(np.float32(0.25)).rate == pytest.approx(0.25)  # NumPy scalars are numbers
+    with pytest.raises(ValueError, match="Received: stddev='0.1'"):
+        ScheduledGaussianNoise("0.1")

@@ -64,6 +64,7 @@ class ScheduledDropout(_ScheduledDropoutBase, keras.layers.Dropout):
     """
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+        v.check_rate("rate", rate)  # before Keras compares it (a TypeError for a string)
         super().__init__(rate, noise_shape=noise_shape, seed=seed, **kwargs)
         _add_seed_generator(self, seed)
 
@@ -77,6 +78,7 @@ class ScheduledSpatialDropout1D(_ScheduledDropoutBase, keras.layers.SpatialDropo
     """
 
     def __init__(self, rate, seed=None, **kwargs):
+        v.check_rate("rate", rate)  # before Keras compares it (a TypeError for a string)
         super().__init__(rate, seed=seed, **kwargs)
         _add_seed_generator(self, seed)
 
@@ -93,6 +95,7 @@ class ScheduledSpatialDropout2D(_ScheduledDropoutBase, keras.layers.SpatialDropo
     """
 
     def __init__(self, rate, data_format=None, seed=None, **kwargs):
+        v.check_rate("rate", rate)  # before Keras compares it (a TypeError for a string)
         super().__init__(rate, data_format=data_format, seed=seed, **kwargs)
         _add_seed_generator(self, seed)
 
@@ -122,6 +125,7 @@ class ScheduledGaussianNoise(keras.layers.GaussianNoise):
     stddev = variable_property("stddev", v.check_non_negative)
 
     def __init__(self, stddev, seed=None, **kwargs):
+        v.check_non_negative("stddev", stddev)  # before Keras compares it
         super().__init__(stddev, seed=seed, **kwargs)
         _add_seed_generator(self, seed)
 
