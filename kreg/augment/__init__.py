@@ -23,7 +23,9 @@ from kreg.augment.values import SwapNoise
 
 # Text augmentation is TensorFlow ops (strings). Under the TensorFlow backend
 # it is imported (and its layers registered for loading) now; under another
-# backend on first use, so importing kreg.augment does not load TensorFlow.
+# backend on first use, so importing kreg.augment does not load TensorFlow
+# (and a model with text layers, which only runs under TensorFlow, does not
+# load there).
 _TEXT = ("BackTranslation", "RandomDeletion", "RandomInsertion", "RandomSwap",
          "RandomSynonymReplacement", "load_synonyms")
 
@@ -38,6 +40,10 @@ def __getattr__(name):
 
         return getattr(text, name)
     raise AttributeError(f"module 'kreg.augment' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
 
 __all__ = [
     "BackTranslation",

@@ -94,10 +94,12 @@ class _VocoderLayer(_AudioLayer):
         if frame_step > frame_length:
             raise v.invalid("frame_step", f"an integer <= frame_length={frame_length}", frame_step)
 
-    def stretch(self, wave, rate, out_length):
-        """Phase vocoder: ``wave`` (B, L) played ``rate`` (B, 1) times slower, ``out_length`` samples.
+    def stretch(self, wave, duration, out_length):
+        """Phase vocoder: ``wave`` (B, L) made ``duration`` (B, 1) times longer, ``out_length`` samples.
 
-        Output frame ``j`` reads the input's magnitudes at frame ``j / rate``
+        ``duration`` is ``1 / rate`` for a speed ``rate`` (``RandomTimeStretch``)
+        and the pitch ratio for ``RandomPitchShift`` (stretched, then resampled).
+        Output frame ``j`` reads the input's magnitudes at frame ``j / duration``
         (linear interpolation) and accumulates each bin's instantaneous
         frequency, so the tempo changes and the pitch does not. Reading past
         the input's last frame gives silence.
@@ -112,7 +114,7 @@ class _VocoderLayer(_AudioLayer):
         pad = [(0, 0), (0, 2), (0, 0)]
         magnitude, phase = np.pad(magnitude, pad), np.pad(phase, pad)
         out_frames = out_length // hop + 1
-        source = np.arange(out_frames, dtype="float32")[None, :] / rate
+        source = np.arange(out_frames, dtype="float32")[None, :] / duration
         source = np.minimum(source, float(frames))
         left = B.cast(np.floor(source), "int32")
         frac = np.expand_dims(source - B.cast(left, "float32"), -1)
@@ -136,16 +138,20 @@ class _VocoderLayer(_AudioLayer):
 class RandomTimeStretch(_VocoderLayer):
     """Plays each example faster or slower without changing its pitch.
 
-    Each example gets a duration factor ``r`` drawn uniformly from
-    ``[1 - factor, 1 + factor]``: events at time ``t`` move to ``r * t``
-    (``r > 1`` slows down). The length is kept: a slowed example is cut at
-    the end, a sped-up one ends in silence (``fill_value`` for spectrograms).
+    Each example gets a speed rate ``r`` drawn uniformly from
+    ``[1 - factor, 1 + factor]``, with the meaning of librosa's
+    ``time_stretch(y, rate=r)``, torchaudio's and audiomentations' rate:
+    ``r > 1`` plays faster (shorter), ``r < 1`` slower (longer); events at
+    time ``t`` move to ``t / r``. The length is kept: a slowed example is cut
+    at the end, a sped-up one ends in silence (``fill_value`` for
+    spectrograms).
 
     Args:
-        factor: Largest relative change of duration, in [0, 1): ``r`` is
+        factor: Largest relative change of the rate, in [0, 1): ``r`` is
             drawn from ``[1 - factor, 1 + factor]``. A pair ``(low, high)``
-            of positive duration factors gives the range itself, e.g.
-            ``(1.2, 1.2)`` always slows down by 20%. Default 0.1.
+            of positive rates gives the range itself, e.g. ``(2.0, 2.0)``
+            always plays twice as fast (every event at half its time).
+            Default 0.1.
         kind: ``"waveform"`` (phase vocoder) or ``"spectrogram"`` (the time
             axis resampled). Default ``"waveform"``.
         frame_length: STFT window of the phase vocoder, in samples. Default 512.
@@ -169,7 +175,8 @@ class RandomTimeStretch(_VocoderLayer):
 
     References:
         Flanagan and Golden, "Phase vocoder", 1966; Ko et al., "Audio
-        augmentation for speech recognition", Interspeech 2015.
+        augmentation for speech recognition", Interspeech 2015; McFee et al.,
+        "librosa", SciPy 2015 (``librosa.effects.time_stretch``).
     """
 
     def __init__(self, factor=0.1, kind="waveform", frame_length=512, frame_step=128, fill_value=0.0,
@@ -191,9 +198,9 @@ class RandomTimeStretch(_VocoderLayer):
         low, high = self.rates
         rate = self.backend.random.uniform((self.batch_size(x), 1), low, high + 1e-9, seed=self.rng())
         if self.kind == "waveform":
-            return self.stretch(x, rate, x.shape[1])
+            return self.stretch(x, 1.0 / rate, x.shape[1])  # the vocoder takes a duration factor
         steps = self.np.arange(x.shape[1], dtype="float32")[None, :]
-        return self.interpolate_steps(x, steps / rate, self.fill_value)
+        return self.interpolate_steps(x, steps * rate, self.fill_value)
 
     def get_config(self):
         config = super().get_config()

@@ -42,21 +42,67 @@ class _Mixing(Augmentation):
         self.num_classes = num_classes
 
     def _one_hot(self, labels):
-        """Integer labels (batch,) or (batch, 1) to one-hot; soft labels pass through."""
+        """Class indices (batch,) or (batch, 1) to one-hot; soft labels (batch, classes) pass through.
+
+        Indices are integers, or floats that are whole numbers, in
+        ``[0, num_classes)``; soft labels are rows of probabilities. Anything
+        else (0.3 as a label, a value out of range, rows that are not
+        distributions) is refused: see ``_check``.
+        """
         np, B = self.np, self.backend
         if len(labels.shape) == 2 and labels.shape[-1] not in (None, 1):
             if self.num_classes is not None and labels.shape[-1] != self.num_classes:
                 raise ValueError(
                     f"Labels of shape {tuple(labels.shape)} do not match `num_classes`. "
                     f"Received: num_classes={self.num_classes}")
-            return B.cast(labels, "float32")
+            labels = B.cast(labels, "float32")
+            ok = np.logical_and(np.all(labels >= 0.0), np.all(np.abs(np.sum(labels, axis=-1) - 1.0) <= 1e-3))
+            return self._check(ok, "soft labels (batch, num_classes) must be rows of probabilities "
+                                   "(>= 0, summing to 1); class indices go as (batch,) or (batch, 1)", labels)
         if self.num_classes is None:
             raise v.invalid("num_classes", "the number of classes, for integer labels", None)
         if len(labels.shape) != 1:
             labels = np.reshape(labels, (-1,))
-        if "int" not in str(labels.dtype):
+        dtype = str(labels.dtype)
+        message = (f"labels must be class indices: integers (or whole-number floats) in "
+                   f"[0, {self.num_classes}), or soft labels (batch, {self.num_classes})")
+        if "int" not in dtype and "float" not in dtype:
+            raise ValueError(f"{type(self).__name__}: {message}. Received dtype {dtype}")
+        ok = np.logical_and(np.all(labels >= 0), np.all(labels < self.num_classes))
+        if "int" not in dtype:
+            ok = np.logical_and(ok, np.all(labels == np.round(labels)))
+        labels = self._check(ok, message, labels)
+        if "int" not in dtype:
             labels = B.cast(labels, "int32")
         return B.nn.one_hot(labels, self.num_classes, dtype="float32")
+
+    def _check(self, ok, message, labels):
+        """Refuses the labels unless ``ok`` (a boolean scalar computed from them).
+
+        Eager values raise ``ValueError`` at once. In a TensorFlow graph (a
+        ``tf.data`` map, a compiled TensorFlow step) the check is a
+        ``tf.debugging.Assert`` on the labels: iterating the dataset raises
+        ``InvalidArgumentError`` with the same message. Under a JAX trace
+        (``jit``) values are unknown and the labels go unchecked.
+        """
+        B = self.backend
+        message = f"{type(self).__name__}: {message}"
+        if B.name == "tensorflow":
+            import tensorflow as tf
+
+            if not tf.executing_eagerly():
+                with tf.control_dependencies([tf.debugging.Assert(ok, [message])]):
+                    return tf.identity(labels)
+        elif B.name == "jax":
+            import jax
+
+            if isinstance(ok, jax.core.Tracer):
+                return labels
+        if not bool(B.convert_to_numpy(ok)):
+            values = B.convert_to_numpy(labels).reshape(-1)
+            more = " ..." if values.size > 8 else ""
+            raise ValueError(f"{message}. Received: labels={values[:8].tolist()}{more}")
+        return labels
 
     def _beta(self, batch, rng):
         """Per-example weights ``~ Beta(alpha, alpha)`` (1 everywhere when alpha is 0)."""
@@ -125,8 +171,12 @@ class MixUp(_Mixing):
 
     Call arguments:
         inputs: A pair ``(images, labels)``: a batch of any rank >= 2 and
-            its integer labels ``(batch,)`` / ``(batch, 1)`` or soft labels
-            ``(batch, num_classes)``.
+            its class indices ``(batch,)`` / ``(batch, 1)`` (integers, or
+            floats that are whole numbers, in ``[0, num_classes)``) or soft
+            labels ``(batch, num_classes)`` (rows of probabilities). Other
+            labels (``0.3``, an index out of range) raise ``ValueError``
+            when called eagerly and ``InvalidArgumentError`` from a
+            ``tf.data`` map.
         training: Mixes when True (the default); otherwise returns the
             images unchanged and one-hot labels.
 
@@ -171,8 +221,8 @@ class CutMix(_Mixing):
 
     Call arguments:
         inputs: A pair ``(images, labels)``: images ``(batch, height, width,
-            channels)`` and integer labels ``(batch,)`` / ``(batch, 1)`` or
-            soft labels ``(batch, num_classes)``.
+            channels)`` and class indices ``(batch,)`` / ``(batch, 1)`` or
+            soft labels ``(batch, num_classes)``, checked as in ``MixUp``.
         training: Mixes when True (the default); otherwise returns the
             images unchanged and one-hot labels.
 
