@@ -1,3 +1,4 @@
+# Temporary: the lab's registry is kreg.lab.techniques (this file goes once every importer is updated).
 """The names of everything a plan can switch on, importable without Keras.
 
 Config validation, the plan and the layers all read these tuples, so a name is

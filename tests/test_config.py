@@ -4,8 +4,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kreg.cli import main
-from kreg.config import ConfigError, load_pipeline, parse_pipeline
+from kreg.lab.cli import main
+from kreg.lab.config import load_pipeline, parse_pipeline
+from kreg.lab.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINES = sorted((ROOT / "pipelines").glob("*.yaml"))
@@ -35,9 +36,9 @@ def test_shipped_pipelines_are_valid(path):
 
 def test_shorthand_and_defaults():
     cfg = parse_pipeline(with_("search.techniques.early_stopping", {"patience": {"values": [5, 10]}}))
-    tech = cfg.search.techniques
+    tech = {c.name: c for c in cfg.search.space().candidates}
     assert set(tech["l2"].params) == {"strength"} and tech["l2"].optional
-    assert "restore_best" not in tech["early_stopping"].params  # filled from PARAM_DEFAULTS later
+    assert "restore_best" not in tech["early_stopping"].params  # the registry's default fills it later
     assert cfg.training.epochs == 30 and cfg.search.tuner == "bayesian"
 
 
@@ -124,5 +125,5 @@ def test_monitor_and_procedure_defaults():
     cfg = parse_pipeline(with_("search.techniques.swa", {}, base=with_("monitor.sharpness", True)))
     assert cfg.monitor.weights is True
     assert (cfg.monitor.sharpness.rho, cfg.monitor.sharpness.samples, cfg.monitor.sharpness.every) == (0.05, 3, 5)
-    assert cfg.search.techniques["swa"].params == {}  # start defaults to 0.75 in the plan
+    assert {c.name: c for c in cfg.search.space().candidates}["swa"].params == {}  # start: 0.75 in the plan
     assert parse_pipeline(BASE).monitor.sharpness is None

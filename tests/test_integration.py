@@ -6,7 +6,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from kreg.cli import main
+from kreg.lab.cli import main
 
 PIPELINE = {
     "name": "wine_it",

@@ -4,7 +4,7 @@ import pytest
 
 from kreg.data import InputSpec
 from kreg.models import build_model, compile_model
-from kreg.plan import EarlyStoppingSpec, ElasticNetSpec, RegularizationPlan
+from kreg.lab.plan import EarlyStoppingSpec, ElasticNetSpec, RegularizationPlan
 from kreg.regularizers import ElasticNet
 
 pytestmark = pytest.mark.backend_agnostic  # also run under KERAS_BACKEND=jax
@@ -82,7 +82,7 @@ def test_library_techniques_wired_into_builders():
     from kreg.constraints import SoftThreshold
     from kreg.layers import DropBlock1D, DropConnect
     from kreg.losses import ConfidencePenalty
-    from kreg.plan import DropBlockSpec
+    from kreg.lab.plan import DropBlockSpec
     from kreg.regularizers import GroupLasso, Sum
 
     plan = RegularizationPlan(drop_block=DropBlockSpec(0.1, 5), group_lasso=1e-3, l2=1e-4, proximal_l1=0.01,

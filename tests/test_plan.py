@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from kreg.plan import EarlyStoppingSpec, ElasticNetSpec, RegularizationPlan
+from kreg.lab.plan import EarlyStoppingSpec, ElasticNetSpec, RegularizationPlan
 
 
 def full_plan():
@@ -66,7 +66,7 @@ def test_nested_specs_validate():
 
 
 def test_training_procedures_in_the_plan():
-    from kreg.plan import ScheduleSpec, SWASpec
+    from kreg.lab.plan import ScheduleSpec, SWASpec
 
     plan = RegularizationPlan(dropout=0.2, schedule=ScheduleSpec(0.25, 0.1), swa=SWASpec(0.6), sam=0.05, ensemble=3)
     assert RegularizationPlan.from_json(plan.to_json()) == plan

@@ -1,10 +1,12 @@
 import keras_tuner as kt
 import pytest
 
-from kreg.config import parse_pipeline
-from kreg.plan import RegularizationPlan
-from kreg.tuning.oracles import make_oracle
-from kreg.tuning.space import active_count, plan_from_hp, setting_defaults
+from kreg.lab.config import parse_pipeline
+from kreg.lab.plan import RegularizationPlan
+from kreg.lab.search.oracles import make_oracle
+from kreg.lab.search.space import plan_from_hp
+from kreg.lab.search.tune import resolve_objective
+from kreg.lab.task import Classification
 
 CFG = {
     "name": "t",
@@ -32,7 +34,7 @@ CFG = {
 
 def declared(cfg):
     hp = kt.HyperParameters()
-    plan = plan_from_hp(hp, cfg.search, setting_defaults(cfg))
+    plan = plan_from_hp(hp, cfg.search.space(), cfg.training.settings())
     return hp, plan
 
 
@@ -54,7 +56,7 @@ def test_values_map_to_plan():
         "augment_shift": True, "augment_shift_strength": 0.1,
         "early_stopping": True, "batch_size_value": 128,
     })
-    plan = plan_from_hp(hp, cfg.search, setting_defaults(cfg))
+    plan = plan_from_hp(hp, cfg.search.space(), cfg.training.settings())
     assert plan.elastic_net.alpha == 1e-4 and plan.elastic_net.l1_ratio == 0.3
     assert plan.l1 is None and plan.l2 is None
     assert plan.spatial_dropout == 0.2 and plan.augmentation == {"shift": 0.1}
@@ -65,7 +67,9 @@ def test_values_map_to_plan():
 
 def run_oracle(cfg, n, directory):
     hp, _ = declared(cfg)
-    oracle = make_oracle(cfg.search, hp, seed=cfg.seed, max_epochs=cfg.training.epochs)
+    objective = resolve_objective(cfg.search.objective, Classification(10))
+    oracle = make_oracle(cfg.search.settings(), cfg.search.space(), objective, hp, seed=cfg.seed,
+                         max_epochs=cfg.training.epochs)
     oracle._set_project_dir(str(directory), "search")
     plans, values = [], []
     for i in range(n):
@@ -73,7 +77,7 @@ def run_oracle(cfg, n, directory):
         if trial.status != "RUNNING":
             break
         values.append(dict(trial.hyperparameters.values))
-        plans.append(plan_from_hp(trial.hyperparameters, cfg.search, setting_defaults(cfg)))
+        plans.append(plan_from_hp(trial.hyperparameters, cfg.search.space(), cfg.training.settings()))
         oracle.update_trial(trial.trial_id, {oracle.objective.name: 0.5 + 0.01 * i})
         trial.status = "COMPLETED"
         oracle.end_trial(trial)
@@ -88,7 +92,7 @@ def test_first_trial_is_baseline_and_max_active_holds(tuner, tmp_path):
     assert plans[0].is_baseline and plans[0].batch_size == 64
     assert any(not p.is_baseline for p in plans[1:])
     for v in values:
-        assert active_count(v, cfg.search) <= 2
+        assert cfg.search.space().active_count(v) <= 2
     for p in plans:  # exclusive group: never two weight penalties
         assert sum(x is not None for x in (p.l1, p.l2, p.elastic_net)) <= 1
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import keras
 
 from kreg import _validation as v
-from kreg.techniques import IMAGE_AUGMENTATIONS
 
 # name -> factory(strength, seed). Strengths are Keras' `factor` arguments,
 # except `flip` where any positive strength means "flip horizontally".
@@ -21,7 +20,7 @@ _IMAGE_LAYERS = {
     "contrast": lambda s, seed: keras.layers.RandomContrast(s, value_range=(-3, 3), seed=seed),
     "brightness": lambda s, seed: keras.layers.RandomBrightness(s, value_range=(-3, 3), seed=seed),
 }
-assert tuple(_IMAGE_LAYERS) == IMAGE_AUGMENTATIONS  # one spelling of the names
+IMAGE_AUGMENTATIONS = tuple(_IMAGE_LAYERS)
 
 
 def image_layers(spec: dict, seed: int | None = None) -> list:

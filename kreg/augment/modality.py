@@ -1,7 +1,7 @@
 """What a plan's ``augmentation`` mapping means, per modality: layers for the model, mixing for the data.
 
-Every name in ``kreg.techniques.AUGMENTATIONS_BY_MODALITY`` has one strength
-(0 = off). Layer augmentations go into the model after its input (active only
+Every name in ``BY_MODALITY`` has one strength (0 = off); the lab's technique
+registry offers them as ``augment_<name>`` (a test pins that both agree). Layer augmentations go into the model after its input (active only
 in training); mixing (MixUp, CutMix) changes labels, so it maps the batched
 training ``tf.data`` pipeline instead.
 """
@@ -13,8 +13,7 @@ from kreg.augment.image import image_layers
 from kreg.augment.mixing import CutMix, MixUp
 from kreg.augment.sequence import RandomShift1D, RandomTimeScale1D, RandomTimeWarp
 from kreg.augment.values import RandomFeatureDropout, RandomJitter, RandomMagnitudeScale, SwapNoise
-from kreg.techniques import AUGMENTATIONS_BY_MODALITY as BY_MODALITY
-from kreg.techniques import IMAGE_AUGMENTATIONS, MIXING_AUGMENTATIONS
+from kreg.augment.image import IMAGE_AUGMENTATIONS
 
 # name -> factory(strength, seed) for sequences and tabular rows; the strength
 # is the layer's main argument.
@@ -28,6 +27,15 @@ _LAYERS = {
     "swap_noise": lambda s, seed: SwapNoise(s, seed=seed),  # swap probability
 }
 _MIXING = {"mixup": MixUp, "cutmix": CutMix}
+MIXING_AUGMENTATIONS = tuple(_MIXING)
+SEQUENCE_AUGMENTATIONS = ("shift", "time_scale", "time_warp", "jitter", "magnitude_scale")
+TABULAR_AUGMENTATIONS = ("jitter", "magnitude_scale", "feature_dropout", "swap_noise")
+# Which augmentations fit which data: layers in the model, mixing in the data pipeline.
+BY_MODALITY = {
+    "sequence": SEQUENCE_AUGMENTATIONS + ("mixup",),
+    "image": IMAGE_AUGMENTATIONS + MIXING_AUGMENTATIONS,
+    "tabular": TABULAR_AUGMENTATIONS + ("mixup",),
+}
 
 
 def _check(modality: str, spec: dict) -> tuple:

@@ -17,7 +17,7 @@ def project_root() -> Path:
     """``$KREG_HOME``, else the source checkout kreg runs from, else the cwd."""
     if os.environ.get("KREG_HOME"):
         return Path(os.environ["KREG_HOME"]).resolve()
-    checkout = Path(__file__).resolve().parents[2]
+    checkout = Path(__file__).resolve().parents[3]  # kreg/lab/tracking/store.py
     if (checkout / "pyproject.toml").is_file() and (checkout / "kreg").is_dir():
         return checkout
     return Path.cwd().resolve()

@@ -21,9 +21,10 @@ class TrialRecord:
     reason: str = ""
     duration_s: float = 0.0
     run_id: str | None = None
+    placements: dict = dataclasses.field(default_factory=dict)  # technique -> layers it went into
 
     def row(self, metric: str = "accuracy") -> dict:
-        """One line of the search's summary table."""
+        """One line of the search's summary table (``metric``: the task's headline metric)."""
         m = self.metrics
         return {
             "trial_id": self.trial_id,

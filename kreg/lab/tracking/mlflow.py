@@ -25,7 +25,7 @@ from pathlib import Path
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from kreg.tracking.store import artifact_root_for, local_store_path, resolve_tracking_uri
+from kreg.lab.tracking.store import artifact_root_for, local_store_path, resolve_tracking_uri
 
 _EXPERIMENT_KIND = "mlflow.experimentKind"
 _PARAM_BATCH = 100  # MLflow's limit of params per log_batch
@@ -103,6 +103,9 @@ class TrialRun:
 
     def log_artifact(self, path: Path) -> None:
         self.client.log_artifact(self.run_id, str(path))
+
+    def set_tags(self, tags: dict) -> None:
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
 
     def finish(self, status: str, reason: str = "") -> None:
         self.flush()

@@ -6,9 +6,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from kreg.tracking.records import COMPLETED
-
-METRIC = "accuracy"
+from kreg.lab.tracking.records import COMPLETED
 
 
 def _fmt(value, digits=4):
@@ -23,13 +21,16 @@ class RichReporter:
         self.progress = None
         self.search_task = self.trial_task = None
         self.total = 0
+        self.metric = "accuracy"  # the task's headline metric, set when the search starts
 
-    def search_started(self, cfg, total):
+    def search_started(self, search, total):
         self.total = total
+        self.metric = search.task.primary
         self.console.print(
-            f"[bold]kreg tune[/] {cfg.name}: {cfg.search.tuner} search, up to {total} trials x "
-            f"{cfg.training.epochs} epochs on {cfg.data.dataset} ({cfg.model.type}), "
-            f"objective {cfg.search.objective}"
+            f"[bold]kreg tune[/] {search.name}: {search.settings.tuner} search, up to {total} trials x "
+            f"{search.training.epochs} epochs, objective {search.objective.name} ({search.objective.direction})\n"
+            f"  data: {search.splits.describe()}\n  model: {search.model.describe()}",
+            highlight=False,
         )
         self.progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -48,22 +49,23 @@ class RichReporter:
     def epoch_end(self, index, epoch, epochs, logs):
         if self.progress is None or self.trial_task is None:
             return
-        val = logs.get(f"val_{METRIC}")
-        gap = logs.get(f"gap_{METRIC}")
+        metric = self.metric
+        val = logs.get(f"val_{metric}")
+        gap = logs.get(f"gap_{metric}")
         self.progress.update(
             self.trial_task, completed=epoch,
             description=f"trial {index + 1}/{self.total} epoch {epoch}/{epochs} "
-                        f"val_{METRIC} {_fmt(val)} gap {_fmt(gap, 3)}",
+                        f"val_{metric} {_fmt(val)} gap {_fmt(gap, 3)}",
         )
 
     def trial_ended(self, index, record):
         if self.progress is not None:
             self.progress.advance(self.search_task)
         if record.status == COMPLETED:
-            m = record.metrics
+            m, metric = record.metrics, self.metric
             line = (f"trial {record.trial_id} [green]COMPLETED[/] {m['epochs_run']} ep "
-                    f"val {_fmt(m[f'val_{METRIC}'])} gap {_fmt(m[f'gap_{METRIC}'], 3)} "
-                    f"test {_fmt(m[f'test_{METRIC}'])} {record.duration_s:.1f}s | {record.plan.describe()}")
+                    f"val_{metric} {_fmt(m.get(f'val_{metric}'))} gap {_fmt(m.get(f'gap_{metric}'), 3)} "
+                    f"test {_fmt(m.get(f'test_{metric}'))} {record.duration_s:.1f}s | {record.plan.describe()}")
         else:
             reason = record.reason.strip().splitlines()[-1] if record.reason else ""
             line = f"trial {record.trial_id} [red]FAILED[/] {reason} | {record.plan.describe()}"
@@ -73,25 +75,30 @@ class RichReporter:
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
+        metric = summary.metric
         table = Table(title=f"{summary.pipeline}: baseline vs best ({len(summary.records)} trials, "
                             f"{summary.duration_s:.0f}s)")
         table.add_column("trial")
-        for col in ("val acc", "test acc", "train-val gap", "train-test gap", "epochs"):
+        for col in (f"val {metric}", f"test {metric}", "train-val gap", "train-test gap", "epochs"):
             table.add_column(col, justify="right")
         plans = []
         for label, record in (("baseline", summary.baseline), ("best", summary.best)):
             if record is None or record.status != COMPLETED:
                 continue
             m = record.metrics
-            table.add_row(f"{label} ({record.trial_id})", _fmt(m[f"val_{METRIC}"]),
-                          _fmt(m[f"test_{METRIC}"]), _fmt(m[f"gap_{METRIC}"]),
-                          _fmt(m[f"test_gap_{METRIC}"]), str(m["epochs_run"]))
+            table.add_row(f"{label} ({record.trial_id})", _fmt(m.get(f"val_{metric}")),
+                          _fmt(m.get(f"test_{metric}")), _fmt(m.get(f"gap_{metric}")),
+                          _fmt(m.get(f"test_gap_{metric}")), str(m["epochs_run"]))
             plans.append(f"{label}: {record.plan.describe()}")
         self.console.print(table)
         for line in plans:
             self.console.print(line, highlight=False)
         if summary.gain_test is not None:
-            self.console.print(f"gain in test {METRIC} over the baseline: {summary.gain_test:+.4f}")
+            better = "higher" if summary.higher_is_better else "lower"
+            self.console.print(f"gain in test {metric} over the baseline: {summary.gain_test:+.4f} "
+                               f"(positive = better; {better} {metric} is better)")
+        if summary.records and summary.best is None:
+            self.console.print(f"[red]no trial completed[/]: {summary.failure_summary()}", highlight=False)
         if summary.status != "FINISHED":
             self.console.print(f"[red]search {summary.status}[/]: {summary.error}")
         self.console.print(f"MLflow parent run {summary.parent_run_id} in experiment '{summary.experiment}'")

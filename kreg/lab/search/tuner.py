@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import keras_tuner as kt
 
-from kreg.tuning.space import plan_from_hp
-from kreg.tuning.space import setting_defaults
+from kreg.lab.search.space import plan_from_hp
 
 
 class KregTuner(kt.engine.base_tuner.BaseTuner):
@@ -23,7 +22,8 @@ class KregTuner(kt.engine.base_tuner.BaseTuner):
 
     def run_trial(self, trial, *args, **kwargs):
         hp = trial.hyperparameters
-        plan = plan_from_hp(hp, self.runner.cfg.search, setting_defaults(self.runner.cfg))
+        search = self.runner.search
+        plan = plan_from_hp(hp, search.space, search.training.settings())
         epochs = hp.values.get("tuner/epochs")  # Hyperband's budget for this trial
         values = {k: v for k, v in hp.values.items() if hp.is_active(k) or k.startswith("tuner/")}
         record = self.runner.run(trial.trial_id, values, plan, epochs=epochs)

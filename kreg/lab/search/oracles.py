@@ -11,27 +11,16 @@ from __future__ import annotations
 
 import keras_tuner as kt
 
-from kreg.config import SearchConfig
-from kreg.tuning.space import active_count
 
 _MAX_DRAWS = 200
 _TUNER_KEYS = ("tuner/epochs", "tuner/initial_epoch", "tuner/bracket", "tuner/round", "tuner/trial_id")
 
 
-def objective_for(search: SearchConfig) -> kt.Objective:
-    """The keras-tuner objective a pipeline's ``search.objective`` means."""
-    if search.objective == "val_accuracy":
-        return kt.Objective("val_accuracy", direction="max")
-    if search.objective == "val_loss":
-        return kt.Objective("val_loss", direction="min")
-    return kt.Objective("val_penalized_loss", direction="min")
-
-
 class _KregOracleMixin:
     """Baseline first, then only combinations within ``max_active``."""
 
-    def _kreg_setup(self, search: SearchConfig):
-        self._kreg_search = search
+    def _kreg_setup(self, space):
+        self._kreg_space = space
 
     def _default_values(self):
         hps = kt.HyperParameters()
@@ -44,8 +33,8 @@ class _KregOracleMixin:
         return values
 
     def _allowed(self, values) -> bool:
-        limit = self._kreg_search.max_active
-        return limit is None or active_count(values, self._kreg_search) <= limit
+        limit = self._kreg_space.max_active
+        return limit is None or self._kreg_space.active_count(values) <= limit
 
     def _random_values(self):
         if not self.trials:
@@ -84,26 +73,29 @@ class GridOracle(_KregOracleMixin, kt.oracles.GridSearchOracle):
     """Grid search already starts from the defaults, i.e. the baseline."""
 
 
-def make_oracle(search: SearchConfig, hyperparameters, *, seed: int, max_epochs: int):
-    """The oracle for ``search.tuner`` over the declared ``hyperparameters``."""
+def make_oracle(settings, space, objective, hyperparameters, *, seed: int, max_epochs: int):
+    """The oracle for ``settings.tuner`` over the declared ``hyperparameters``.
+
+    ``objective`` has the logged metric's ``name`` and ``direction``.
+    """
     common = dict(
-        objective=objective_for(search),
+        objective=kt.Objective(objective.name, direction=objective.direction),
         seed=seed,
         hyperparameters=hyperparameters,
         tune_new_entries=False,
         allow_new_entries=False,
-        max_consecutive_failed_trials=search.max_consecutive_failed_trials,
+        max_consecutive_failed_trials=settings.max_consecutive_failed_trials,
     )
-    if search.tuner == "random":
-        oracle = RandomOracle(max_trials=search.max_trials, **common)
-    elif search.tuner == "bayesian":
+    if settings.tuner == "random":
+        oracle = RandomOracle(max_trials=settings.max_trials, **common)
+    elif settings.tuner == "bayesian":
         oracle = BayesianOracle(
-            max_trials=search.max_trials, num_initial_points=search.initial_points, **common
+            max_trials=settings.max_trials, num_initial_points=settings.initial_points, **common
         )
-    elif search.tuner == "hyperband":
-        oracle = HyperbandOracle(max_epochs=max_epochs, factor=search.hyperband_factor, **common)
-        oracle.max_trials = search.max_trials  # the budget caps Hyperband's brackets too
+    elif settings.tuner == "hyperband":
+        oracle = HyperbandOracle(max_epochs=max_epochs, factor=settings.hyperband_factor, **common)
+        oracle.max_trials = settings.max_trials  # the budget caps Hyperband's brackets too
     else:
-        oracle = GridOracle(max_trials=search.max_trials, **common)
-    oracle._kreg_setup(search)
+        oracle = GridOracle(max_trials=settings.max_trials, **common)
+    oracle._kreg_setup(space)
     return oracle

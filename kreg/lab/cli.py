@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kreg.config import ConfigError, load_pipeline
-from kreg.data.names import DataError
+from kreg.lab.config import import_paths, load_pipeline
+from kreg.lab.errors import ConfigError, DataError
 
 EXIT_CONFIG = 2
 
@@ -47,17 +47,22 @@ def _load(args):
 def _cmd_validate(args) -> int:
     cfg = _load(args)
     search = cfg.search
+    model = f"{cfg.model.type} {cfg.model.capacity()}" if cfg.model.type else f"builder {cfg.model.builder} {cfg.model.args}"
+    data = cfg.data.spec(cfg.base)
     print(f"{args.pipeline}: valid pipeline '{cfg.name}'")
-    print(f"  data: {cfg.data.dataset}  model: {cfg.model.type} {cfg.model.capacity()}")
-    print(f"  search: {search.tuner}, {search.max_trials} trials x {cfg.training.epochs} epochs, "
-          f"objective {search.objective}" + (f" (gap penalty {search.gap_penalty})" if search.objective == "gap_penalized" else ""))
-    for name, tech in search.techniques.items():
-        kind = "switchable" if tech.optional else "always on"
-        print(f"    {name:<22} {kind:<11} {tech.model_dump(mode='json', exclude_none=True)['params']}")
-    for group in search.exclusive:
+    print(f"  data: {data}")
+    print(f"  model: {model}")
+    print(f"  search: {search.tuner}, {search.max_trials} trials x {cfg.training.epochs} epochs, objective "
+          f"{search.objective or 'the task default (val_accuracy; val_loss for regression)'}"
+          + (f" (gap penalty {search.gap_penalty})" if search.objective == "gap_penalized" else ""))
+    space = search.space(args.pipeline)
+    for c in space.candidates:
+        kind = "switchable" if c.optional else "always on"
+        print(f"    {c.name:<22} {kind:<11} {c.spec_dict()}")
+    for group in space.exclusive:
         print(f"  at most one of: {', '.join(group)}")
-    if search.max_active is not None:
-        print(f"  at most {search.max_active} techniques per trial")
+    if space.max_active is not None:
+        print(f"  at most {space.max_active} techniques per trial")
     return 0
 
 
@@ -65,18 +70,19 @@ def _cmd_tune(args) -> int:
     cfg = _load(args)  # a bad config exits before anything is imported or logged
     import mlflow  # noqa: F401  (configures its loggers on import; quiet them after)
 
-    from kreg.pipeline import tune
-    from kreg.reporting import RichReporter
+    from kreg.lab.search.tune import tune
+    from kreg.lab.tracking.console import RichReporter
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # its INFO lines drown the progress
 
     config_text = Path(args.pipeline).read_text()
-    summary = tune(cfg, reporter=RichReporter(), config_text=config_text)
+    with import_paths(cfg.base, Path.cwd()):
+        summary = tune(**cfg.tune_kwargs(source=args.pipeline), reporter=RichReporter(), config_text=config_text)
     return 0 if summary.status == "FINISHED" and summary.best is not None else 1
 
 
 def _cmd_ui(args) -> int:
-    from kreg.tracking.store import local_store_path, resolve_tracking_uri
+    from kreg.lab.tracking.store import local_store_path, resolve_tracking_uri
 
     uri = resolve_tracking_uri(args.tracking_uri)
     store = local_store_path(uri)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import keras
 
 from kreg import _validation as v
-from kreg.models._blocks import classifier_head
-from kreg.models._blocks import dense_block
-from kreg.models._blocks import input_stack
-from kreg.plan import RegularizationPlan
+from kreg.lab.models.blocks import classifier_head
+from kreg.lab.models.blocks import dense_block
+from kreg.lab.models.blocks import input_stack
+from kreg.lab.plan import RegularizationPlan
 
 
 def build_mlp(spec, plan=None, *, width=128, depth=2, seed=0):

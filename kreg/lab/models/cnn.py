@@ -5,18 +5,18 @@ from __future__ import annotations
 import keras
 
 from kreg import _validation as v
-from kreg.models._blocks import activate
-from kreg.models._blocks import classifier_head
-from kreg.models._blocks import dense_block
-from kreg.models._blocks import dropout
-from kreg.models._blocks import input_stack
-from kreg.models._blocks import kernel_constraint
-from kreg.models._blocks import kernel_regularizer
+from kreg.lab.models.blocks import activate
+from kreg.lab.models.blocks import classifier_head
+from kreg.lab.models.blocks import dense_block
+from kreg.lab.models.blocks import dropout
+from kreg.lab.models.blocks import input_stack
+from kreg.lab.models.blocks import kernel_constraint
+from kreg.lab.models.blocks import kernel_regularizer
 from kreg.layers import DropBlock1D
 from kreg.layers import DropBlock2D
 from kreg.layers import ScheduledSpatialDropout1D
 from kreg.layers import ScheduledSpatialDropout2D
-from kreg.plan import RegularizationPlan
+from kreg.lab.plan import RegularizationPlan
 
 
 _POOLING = ("flatten", "max", "avg")

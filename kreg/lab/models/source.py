@@ -1,0 +1,240 @@
+"""Where a search's models come from: a built-in builder, the user's builder, or the user's model.
+
+``ModelSource(model)`` accepts what ``kreg.tune``'s ``model`` argument does
+and, for every trial, returns a fresh Keras model with the plan's
+structural techniques in place (``build``), together with where each
+technique went and what the output layer is. The rest of the plan (loss,
+optimizer, data, training) is added by the trial.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+
+from kreg.lab.errors import ConfigError
+from kreg.lab.models.builtin import MODEL_TYPES
+
+_EXPECTED = ("a built-in model (" + ", ".join(MODEL_TYPES) + "), a function returning a keras.Model, "
+             "a function taking the RegularizationPlan, a keras.Model, or 'module:function'")
+
+
+@dataclasses.dataclass
+class Built:
+    """A trial's model before compilation, and what the plan did to it."""
+
+    model: object
+    placements: dict  # technique -> names of the layers it went into (or after)
+    output_activation: str  # "linear" (logits / regression), "softmax" or "sigmoid"
+
+
+def import_callable(spec: str, field: str = "model"):
+    """``"package.module:function"`` -> the function (imports the module)."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ConfigError(field, spec, "'module:function' (e.g. mypackage.models:build)")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(field, spec, f"an importable module ({exc})") from None
+    try:
+        fn = getattr(module, attr)
+    except AttributeError:
+        raise ConfigError(field, spec, f"a function `{attr}` in module {module_name}") from None
+    if not callable(fn):
+        raise ConfigError(field, spec, "a callable")
+    return fn
+
+
+def _takes_plan(fn) -> bool:
+    """A builder takes the plan when it has a parameter named ``plan`` or exactly one required positional one."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    if any(p.name == "plan" for p in params):
+        return True
+    required = [p for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(required) == 1
+
+
+def _is_keras_model(obj) -> bool:
+    import keras
+
+    return isinstance(obj, keras.Model)
+
+
+class ModelSource:
+    """What the user gave as ``model``, and how to build a regularized Keras model from it.
+
+    Kinds: ``builtin`` (kreg's ``mlp``/``cnn1d``/``cnn2d``, sized by ``args``),
+    ``builder`` (a function returning a plain model: the plan is applied with
+    ``kreg.regularize``), ``plan_builder`` (a function taking the plan: it
+    places the techniques itself), ``model`` (a ``keras.Model``, cloned per
+    trial with fresh weights, then the plan applied).
+    """
+
+    def __init__(self, model, args: dict | None = None):
+        if args is not None and not isinstance(args, dict):
+            raise ConfigError("model_args", args, "a mapping of keyword arguments")
+        self.args = dict(args or {})
+        self.spec = model if isinstance(model, str) else None
+        if isinstance(model, str) and ":" in model:
+            model = import_callable(model)
+        if isinstance(model, str):
+            if model not in MODEL_TYPES:
+                raise ConfigError("model", model, _EXPECTED)
+            self.kind, self.target = "builtin", model
+        elif _is_keras_model(model):
+            self.kind, self.target = "model", model
+        elif callable(model):
+            self.kind, self.target = ("plan_builder" if _takes_plan(model) else "builder"), model
+        else:
+            raise ConfigError("model", model, _EXPECTED)
+        if self.args and self.kind == "model":
+            raise ConfigError("model_args", self.args, "no arguments with a keras.Model (they are for builders)")
+
+    @property
+    def builtin(self) -> str | None:
+        return self.target if self.kind == "builtin" else None
+
+    def short_name(self) -> str:
+        if self.kind == "builtin":
+            return self.target
+        if self.kind == "model":
+            return self.target.name
+        return getattr(self.target, "__name__", "builder")
+
+    def describe(self) -> str:
+        args = f" {self.args}" if self.args else ""
+        if self.kind == "builtin":
+            return f"built-in {self.target}{args}"
+        if self.kind == "model":
+            return f"your model '{self.target.name}' ({type(self.target).__name__}, cloned per trial)"
+        where = self.spec or f"{getattr(self.target, '__module__', '?')}.{self.short_name()}"
+        how = "places the plan itself" if self.kind == "plan_builder" else "plan applied by kreg.regularize"
+        return f"your builder {where}{args} ({how})"
+
+    # ----------------------------------------------------------------- build
+    def build(self, spec, plan, seed: int = 0) -> Built:
+        """A fresh model for one trial with ``plan``'s structural techniques in place."""
+        from kreg.lab.apply import apply_plan, output_activation
+
+        if self.kind == "builtin":
+            from kreg.lab.models.builtin import build_model
+
+            model = build_model(self.target, spec, plan, seed=seed, **self.args)
+            return Built(model, placements_of(model, plan), "linear")
+        if self.kind == "plan_builder":
+            model = self._check_model(self.target(plan, **self.args))
+            return Built(model, placements_of(model, plan), output_activation(model))
+        if self.kind == "builder":
+            model = self._check_model(self.target(**self.args))
+        else:
+            model = self._clone(self.target)
+        applied = apply_plan(model, plan, modality=spec.modality, seed=seed)
+        return Built(applied.model, applied.placements, applied.output_activation)
+
+    def _check_model(self, model):
+        if not _is_keras_model(model):
+            raise ConfigError("model", f"{self.short_name()} returned {type(model).__name__}",
+                              "a builder that returns a keras.Model")
+        return model
+
+    @staticmethod
+    def _clone(model):
+        """A copy of the user's model with fresh weights (its layers' initializers run again)."""
+        import keras
+
+        try:
+            return keras.models.clone_model(model)
+        except Exception as exc:  # subclassed models without get_config cannot be cloned
+            raise ConfigError("model", type(model).__name__,
+                              f"a model Keras can clone (give a builder function instead: {exc})") from None
+
+    def check_output(self, built: Built, task) -> None:
+        """The output layer fits the task: units, and an activation the loss can use."""
+        model, activation = built.model, built.output_activation
+        shape = model.output_shape
+        if isinstance(shape, list):
+            raise ConfigError("model", f"{len(shape)} outputs", "a model with one output")
+        units = shape[-1]
+        if task.kind == "regression":
+            if activation != "linear":
+                raise ConfigError("model", f"output activation {activation}",
+                                  "a linear output layer for regression (no softmax or sigmoid)")
+            if units != task.targets:
+                raise ConfigError("model", f"{units} output units",
+                                  f"{task.targets} output unit(s), one per regression target")
+            return
+        expected = task.output_units(activation)
+        if activation == "sigmoid" and task.num_classes != 2:
+            raise ConfigError("model", "a sigmoid output",
+                              f"a softmax or linear (logits) output with {task.num_classes} units: "
+                              "a sigmoid output is for binary classification")
+        if units != expected:
+            raise ConfigError("model", f"{units} output units",
+                              f"{expected} output units for {task.describe()} ({activation} output)")
+
+
+def placements_of(model, plan) -> dict:
+    """Where a model built with ``plan`` carries each structural technique (by layer name).
+
+    For built-in builders and plan-taking builders, which place techniques
+    themselves: read back from the layers (penalties and constraints on
+    kernels, dropout-type and noise layers, batch normalization, augmentation).
+    """
+    from kreg import regularizers as kr
+    from kreg.augment._base import Augmentation
+    from kreg.constraints import SoftThreshold
+
+    import keras
+
+    found: dict[str, list] = {}
+
+    def add(name, layer):
+        found.setdefault(name, []).append(layer.name)
+
+    def penalty_names(reg):
+        if reg is None:
+            return []
+        if isinstance(reg, kr.Schedulable):
+            return penalty_names(reg.regularizer)
+        if isinstance(reg, kr.Sum):
+            return [n for term in reg.terms for n in penalty_names(term)]
+        table = {kr.ElasticNet: ["elastic_net"], kr.GroupLasso: ["group_lasso"], keras.regularizers.L1L2: []}
+        for cls, names in table.items():
+            if isinstance(reg, cls):
+                if cls is keras.regularizers.L1L2:
+                    return [n for n, val in (("l1", reg.l1), ("l2", reg.l2)) if val]
+                return names
+        return ["l1"] if isinstance(reg, keras.regularizers.L1) else ["l2"] if isinstance(
+            reg, keras.regularizers.L2) else []
+
+    classes = {
+        "dropout": (keras.layers.Dropout,),
+        "spatial_dropout": (keras.layers.SpatialDropout1D, keras.layers.SpatialDropout2D,
+                            keras.layers.SpatialDropout3D),
+        "input_noise": (keras.layers.GaussianNoise,),
+        "batch_norm": (keras.layers.BatchNormalization,),
+    }
+    from kreg import layers as kl
+
+    classes["drop_block"] = (kl.DropBlock1D, kl.DropBlock2D)
+    classes["drop_connect"] = (kl.DropConnect,)
+    active = set(plan.active_techniques())
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        for attr in ("kernel_regularizer", "depthwise_regularizer", "pointwise_regularizer"):
+            for name in penalty_names(getattr(layer, attr, None)):
+                if name in active and layer.name not in found.get(name, []):
+                    add(name, layer)
+        if isinstance(getattr(layer, "kernel_constraint", None), SoftThreshold) and "proximal_l1" in active:
+            add("proximal_l1", layer)
+        for name, types in classes.items():
+            if name in active and isinstance(layer, types) and not (
+                    name == "dropout" and isinstance(layer, classes["spatial_dropout"])):
+                add(name, layer)
+        if isinstance(layer, Augmentation) or type(layer).__module__.startswith("keras.src.layers.preprocessing"):
+            add("augmentation", layer)
+    return found

@@ -1,0 +1,109 @@
+"""The settings of a search, validated the same way from Python and from YAML.
+
+``kreg.tune(...)``'s keyword arguments and a pipeline file's ``training``,
+``search`` and ``monitor`` sections build these objects; a bad value raises
+a ``ConfigError`` naming the field before anything runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
+
+from kreg.lab.errors import ConfigError
+
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Training(Strict):
+    """How every trial trains, unless its plan tunes a setting."""
+
+    epochs: int = Field(default=30, ge=1)
+    batch_size: int = Field(default=64, ge=1)
+    learning_rate: float = Field(default=1e-3, gt=0)
+    optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
+
+    def settings(self) -> dict:
+        """The values of the tunable settings, for the plan and the hyperparameters' defaults."""
+        return {"batch_size": self.batch_size, "learning_rate": self.learning_rate}
+
+
+class SearchSettings(Strict):
+    """The tuner, the budget and what is optimized."""
+
+    tuner: Literal["random", "bayesian", "hyperband", "grid"] = "bayesian"
+    max_trials: int = Field(default=10, ge=1)
+    # val_<metric of the task> (val_accuracy, val_loss, val_mae, ...) or gap_penalized;
+    # None: the task's default (val_accuracy for classification, val_loss for regression).
+    objective: str | None = Field(default=None, pattern=r"^(val_[a-z0-9_]+|gap_penalized)$")
+    gap_penalty: float = Field(default=1.0, ge=0)
+    max_consecutive_failed_trials: int = Field(default=3, ge=1)
+    hyperband_factor: int = Field(default=3, ge=2)
+    initial_points: int | None = Field(default=None, ge=1)
+
+
+class Sharpness(Strict):
+    """``SharpnessProbe`` settings: relative radius, random directions, how often."""
+
+    rho: float = Field(default=0.05, gt=0)
+    samples: int = Field(default=3, ge=1)
+    every: int = Field(default=5, ge=1)
+    adversarial: StrictBool = True
+
+
+class Monitor(Strict):
+    """Figures every trial logs per epoch besides the honest gap.
+
+    ``weights``: weight norms and the fraction of exactly-zero weights
+    (``WeightMonitor``); ``sharpness``: the loss rise under weight
+    perturbations (``SharpnessProbe``) on the honest-gap training sample,
+    off unless set (``true`` for the defaults).
+    """
+
+    weights: StrictBool = True
+    sharpness: Sharpness | None = None
+
+    @field_validator("sharpness", mode="before")
+    @classmethod
+    def _switch(cls, value):
+        if value is True:
+            return {}
+        return None if value is False else value
+
+
+_BRANCH_NAMES = ("RangeSpec", "ChoiceSpec", "bool", "int", "float", "str", "Sharpness", "dict[str,any]")
+
+
+def pydantic_error(exc: ValidationError, source: str | None = None, prefix: str = "") -> ConfigError:
+    """The first error of a pydantic validation as a ConfigError naming the field."""
+    error = exc.errors()[0]
+    loc = [str(p) for p in error["loc"] if not str(p).startswith(("function-", "union["))]
+    loc = [p for p in loc if p not in _BRANCH_NAMES]
+    field = ".".join(loc) or "pipeline"
+    field = f"{prefix}{field}" if prefix and loc else (prefix.rstrip(".") or field)
+    cause = error.get("ctx", {}).get("error")
+    if isinstance(cause, ConfigError):
+        return ConfigError(cause.field, cause.value, cause.expected, source)
+    message = str(cause) if cause else error["msg"]
+    if error["type"] == "extra_forbidden":
+        message = "no such field (unknown key)"
+    elif error["type"] == "missing":
+        message = "a value (the field is required)"
+    elif error["type"] == "string_pattern_mismatch" and loc and loc[-1] == "objective":
+        message = "val_<metric> (e.g. val_accuracy, val_loss, val_mae) or gap_penalized"
+    for cut in ("Value error, ", "Assertion failed, "):
+        message = message.replace(cut, "")
+    return ConfigError(field, error.get("input"), message[0].lower() + message[1:] if message else message, source)
+
+
+def build(cls, values: dict[str, Any], *, prefix: str = "", source: str | None = None):
+    """``cls(**values)`` with pydantic's errors turned into a ConfigError (field = prefix + name)."""
+    try:
+        return cls.model_validate(values)
+    except ValidationError as exc:
+        raise pydantic_error(exc, source, prefix) from None

@@ -1,0 +1,361 @@
+"""``kreg.tune``: your model, your data, a search space -> keras-tuner -> MLflow -> the search summary.
+
+Everything is checked before any MLflow run exists: the settings and the
+space (``ConfigError``), the data (``DataError``), the objective against the
+task, and the model itself: the baseline and the largest plan of the space
+are built once, so a technique that does not fit the model fails now with
+a clear message instead of as a failed trial. Then a failed trial is
+recorded and the search goes on; whatever happens, the parent run is closed
+with everything logged so far and the summary of the trials that ran.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kreg.lab.errors import ConfigError
+from kreg.lab.search.settings import Monitor, SearchSettings, Training, build
+from kreg.lab.search.space import SearchSpace
+from kreg.lab.tracking.records import COMPLETED, TrialRecord, markdown_table
+
+
+@dataclasses.dataclass(frozen=True)
+class Objective:
+    """What the oracle optimizes: a logged name (``val_accuracy``) and ``"max"``/``"min"``."""
+
+    name: str
+    direction: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Search:
+    """One search, resolved: what every trial needs, and nothing from YAML."""
+
+    name: str
+    seed: int
+    model: Any  # kreg.lab.models.source.ModelSource
+    splits: Any  # kreg.lab.data splits
+    task: Any  # kreg.lab.task.Task
+    space: SearchSpace
+    training: Training
+    settings: SearchSettings
+    monitor: Monitor
+    objective: Objective
+    train_eval_samples: int | None = 500
+    loss: Any = None  # the user's own loss and metrics, if given
+    metrics: Any = None
+    experiment: str = ""
+    tracking_uri: str | None = None
+
+    @property
+    def penalty(self) -> float | None:
+        """The gap penalty when the objective is gap-penalized, else None (not logged)."""
+        return self.settings.gap_penalty if self.settings.objective == "gap_penalized" else None
+
+
+@dataclasses.dataclass
+class SearchSummary:
+    """What a search found, relative to its baseline.
+
+    ``records`` hold every trial (``.plan``, ``.metrics``, ``.run_id``,
+    ``.status``); ``best`` is chosen by the validation objective only;
+    ``gain_test`` is the best trial's test figure of the task's headline
+    metric against the baseline's, positive when the best is better.
+    """
+
+    pipeline: str
+    parent_run_id: str | None
+    experiment: str
+    tracking_uri: str
+    records: list
+    baseline: TrialRecord | None
+    best: TrialRecord | None
+    duration_s: float
+    status: str = "FINISHED"
+    error: str = ""
+    experiment_id: str | None = None
+    metric: str = "accuracy"
+    higher_is_better: bool = True
+
+    @property
+    def gain_test(self) -> float | None:
+        if self.best is None or self.baseline is None or self.baseline.status != COMPLETED:
+            return None
+        key = f"test_{self.metric}"
+        diff = self.best.metrics[key] - self.baseline.metrics[key]
+        return diff if self.higher_is_better else -diff
+
+    def failure_summary(self) -> str:
+        """One line on why trials failed (the most common last line of their reasons)."""
+        reasons = [r.reason.strip().splitlines()[-1] for r in self.records if r.status != COMPLETED and r.reason]
+        if not reasons:
+            return self.error or "no trial ran"
+        common = max(set(reasons), key=reasons.count)
+        return f"{len(reasons)} of {len(self.records)} trials failed; most often: {common}"
+
+
+def pick_best(records, objective: Objective) -> TrialRecord | None:
+    """Best completed trial by the validation objective (never by test)."""
+    done = [r for r in records if r.status == COMPLETED and r.objective is not None]
+    if not done:
+        return None
+    sign = 1 if objective.direction == "max" else -1
+    return max(done, key=lambda r: sign * r.objective)
+
+
+def _parent_metrics(summary: SearchSummary, task) -> dict:
+    metrics = {
+        "n_trials": len(summary.records),
+        "n_failed": sum(r.status != COMPLETED for r in summary.records),
+        "search_duration_s": summary.duration_s,
+    }
+    keys = [*(f"test_{m}" for m in task.metric_names()), *(f"test_gap_{m}" for m in task.metric_names()),
+            *(f"val_{m}" for m in task.metric_names()), *(f"gap_{m}" for m in task.metric_names())]
+    best, base = summary.best, summary.baseline
+    if best is not None:
+        metrics["best_trial_id"] = int(best.trial_id)
+        for key in keys:
+            if key in best.metrics:
+                metrics[key if key.startswith("test_") else f"best_{key}"] = best.metrics[key]
+    if base is not None and base.status == COMPLETED:
+        for key in keys:
+            if key in base.metrics:
+                metrics[f"baseline_{key}"] = base.metrics[key]
+    if summary.gain_test is not None:
+        metric = summary.metric
+        metrics[f"gain_test_{metric}"] = summary.gain_test
+        # A smaller train-test gap is better: positive when the best trial's gap shrank.
+        key = f"test_gap_{metric}"
+        if key in best.metrics and key in base.metrics:
+            metrics[f"gain_test_gap_{metric}"] = base.metrics[key] - best.metrics[key]
+    return metrics
+
+
+def _summary_artifacts(summary: SearchSummary, directory: Path) -> list[Path]:
+    from kreg.lab.tracking import plots
+
+    rows = [r.row(summary.metric) for r in summary.records]
+    paths = []
+    if rows:
+        csv_path = directory / "trials.csv"
+        with csv_path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        md_path = directory / "trials.md"
+        md_path.write_text(markdown_table(rows))
+        paths += [csv_path, md_path]
+    if any(r.status == COMPLETED for r in summary.records):
+        paths.append(plots.search_map(
+            summary.records, directory / "validation_vs_gap.png", metric=summary.metric,
+            best_id=summary.best.trial_id if summary.best else None,
+            baseline_id=summary.baseline.trial_id if summary.baseline else None,
+        ))
+    return paths
+
+
+def resolve_objective(objective: str | None, task, field: str = "objective") -> Objective:
+    """The logged name and direction an objective setting means for ``task``."""
+    objective = objective or task.default_objective
+    if objective not in task.objectives():
+        raise ConfigError(field, objective, f"one of {', '.join(task.objectives())} for {task.describe()}")
+    if objective == "gap_penalized":
+        return Objective("val_penalized_loss", "min")
+    return Objective(objective, task.direction(objective))
+
+
+def _preflight(search: Search) -> None:
+    """Builds the baseline and the largest plan of the space once: misfits fail here, before any run."""
+    import keras
+
+    from kreg.lab.plan import RegularizationPlan
+
+    settings = search.training.settings()
+    for label, plan in (("the baseline", RegularizationPlan(**settings)),
+                        ("the largest plan of the space", search.space.largest_plan(settings))):
+        try:
+            built = search.model.build(search.splits.spec, plan, seed=search.seed)
+        except ConfigError:
+            raise
+        except ValueError as exc:
+            raise ConfigError("techniques", plan.describe(), f"a plan that fits the model ({label} does not: {exc})") \
+                from None
+        search.model.check_output(built, search.task)
+        keras.backend.clear_session()
+
+
+def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_active: int | None = None,
+         epochs: int = 30, batch_size: int = 64, learning_rate: float = 1e-3, optimizer: str = "adam",
+         tuner: str = "bayesian", max_trials: int = 10, objective: str | None = None, gap_penalty: float = 1.0,
+         initial_points: int | None = None, hyperband_factor: int = 3, max_consecutive_failed_trials: int = 3,
+         task=None, loss=None, metrics=None, model_args: dict | None = None, monitor: dict | None = None,
+         train_eval_samples: int | None = 500, seed: int = 0, name: str | None = None,
+         experiment: str | None = None, tracking_uri: str | None = None, reporter=None,
+         config: dict | None = None, config_text: str | None = None, source: str | None = None,
+         **data_options) -> SearchSummary:
+    """Searches which regularization ``model`` needs on ``data``, and logs every trial to MLflow.
+
+    Args:
+        model: A built-in name (``"mlp"``, ``"cnn1d"``, ``"cnn2d"``, sized by
+            ``model_args``); a function returning a plain Keras model (the
+            plan is applied to it with ``kreg.regularize``); a function taking
+            the ``RegularizationPlan`` (it places the techniques itself, with
+            the plan's helpers); a ``keras.Model`` (cloned per trial with
+            fresh weights); or ``"module:function"``.
+        data: Splits from ``kreg.data`` (``from_arrays``, ``from_csv``,
+            ``from_datasets``, ...), a packaged or ``"tfds:<name>"`` dataset
+            name, a ``"module:function"`` loader, a ``.npz``/``.csv`` path, or
+            ``(x, y)`` / ``(x_train, y_train, x_test, y_test)`` arrays.
+            ``data_options`` go to the data source (``validation_fraction``,
+            ``standardize``, ``target``, ``modality``, ``num_classes``, ...).
+        techniques: The search space: technique name -> range(s), e.g.
+            ``{"l2": {"min": 1e-6, "max": 1e-2, "scale": "log"}, "early_stopping": {"patience": 20}}``.
+            Each technique is switched on and off; settings (``batch_size``,
+            ``learning_rate``) are tuned, never off. Default: none (the
+            baseline alone).
+        exclusive: Groups of techniques of which at most one is on.
+        max_active: At most this many techniques in one trial.
+        epochs, batch_size, learning_rate, optimizer: How every trial trains.
+        tuner: ``"random"``, ``"bayesian"``, ``"hyperband"`` or ``"grid"``.
+        max_trials: Trials, the baseline (trial 0) included.
+        objective: ``val_<metric>`` of the task or ``"gap_penalized"``
+            (``val_loss + gap_penalty * max(0, gap_loss)``). Default:
+            ``val_accuracy`` (classification), ``val_loss`` (regression).
+        task: ``"classification"``, ``"regression"`` or a ``kreg.lab.task``
+            object. Default: inferred from the labels.
+        loss, metrics: Your own loss and metrics instead of the task's (then
+            label smoothing and the confidence penalty are not available).
+        monitor: ``{"weights": bool, "sharpness": {...} | True}``.
+        train_eval_samples: Training examples of the honest train figures.
+        seed: Seed of the splits, the initialization and the oracle.
+        name: Name of the search (parent run tag ``kreg.pipeline``, default experiment).
+        experiment, tracking_uri: Where in MLflow (default: the project's sqlite store).
+        reporter: Progress reporter (the CLI passes its console reporter).
+
+    Returns:
+        A ``SearchSummary``: ``.best``, ``.baseline``, ``.records`` (each
+        with ``.plan``, ``.metrics``, ``.run_id``), ``.parent_run_id``.
+
+    Example:
+        >>> data = kreg.data.from_arrays(x_train, y_train, x_test=x_test, y_test=y_test)
+        >>> result = kreg.tune(build, data, techniques={"l2": {"min": 1e-6, "max": 1e-2, "scale": "log"}},
+        ...                    max_trials=8, epochs=50)
+        >>> result.best.plan, result.best.metrics["test_accuracy"]
+    """
+    from kreg.lab.data import resolve_data
+    from kreg.lab.models.source import ModelSource
+
+    field = "search" if source else None  # YAML names its sections; Python its arguments
+    training = build(Training, dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                                    optimizer=optimizer), source=source, prefix="training." if source else "")
+    settings = build(SearchSettings, dict(
+        tuner=tuner, max_trials=max_trials, objective=objective, gap_penalty=gap_penalty,
+        initial_points=initial_points, hyperband_factor=hyperband_factor,
+        max_consecutive_failed_trials=max_consecutive_failed_trials), source=source,
+        prefix="search." if source else "")
+    monitor = monitor if isinstance(monitor, Monitor) else build(Monitor, monitor or {}, source=source,
+                                                                  prefix="monitor.")
+    space = techniques if isinstance(techniques, SearchSpace) else SearchSpace.from_dict(
+        techniques, exclusive=exclusive, max_active=max_active, field=field, source=source)
+    if train_eval_samples is not None and (isinstance(train_eval_samples, bool)
+                                           or not isinstance(train_eval_samples, int) or train_eval_samples < 1):
+        raise ConfigError("train_eval_samples", train_eval_samples, "a positive integer or None (all)")
+    source_model = ModelSource(model, model_args)
+    splits = resolve_data(data, seed=seed, task=task, **data_options)
+    the_task = splits.spec.task
+    space.check(tuner=settings.tuner, modality=splits.spec.modality, task=the_task.kind,
+                builtin_model=source_model.builtin, field=field, source=source)
+    if loss is not None:
+        for name_ in ("label_smoothing", "confidence_penalty"):
+            if name_ in space.names:
+                raise ConfigError(f"techniques.{name_}", name_, "no loss technique with your own `loss` "
+                                  "(kreg cannot smooth or penalize a loss it does not build)")
+    the_objective = resolve_objective(settings.objective, the_task,
+                                      field="search.objective" if source else "objective")
+    name = name or f"{source_model.short_name()}_{splits.spec.dataset or 'data'}".replace(":", "_")
+    search = Search(
+        name=name, seed=seed, model=source_model, splits=splits, task=the_task, space=space,
+        training=training, settings=settings, monitor=monitor, objective=the_objective,
+        train_eval_samples=train_eval_samples, loss=loss, metrics=metrics,
+        experiment=experiment or name, tracking_uri=tracking_uri,
+    )
+    _preflight(search)
+    if config is None:
+        config = {
+            "name": name, "seed": seed, "model": source_model.describe(), "data": splits.describe(),
+            "task": the_task.describe(), "training": training.model_dump(),
+            "search": {**settings.model_dump(), **space.to_dict()}, "monitor": monitor.model_dump(),
+        }
+    return run_search(search, reporter=reporter, config=config,
+                      config_text=config_text or yaml.safe_dump(config, sort_keys=False))
+
+
+def run_search(search: Search, *, reporter=None, config: dict, config_text: str) -> SearchSummary:
+    """Runs a resolved search: the parent run, the oracle and tuner, every trial, the summary."""
+    import keras_tuner as kt
+
+    from kreg.lab.search.oracles import make_oracle
+    from kreg.lab.search.space import plan_from_hp
+    from kreg.lab.search.tuner import KregTuner
+    from kreg.lab.tracking.mlflow import SearchTracker
+    from kreg.lab.trial.runner import NullReporter, TrialRunner
+
+    reporter = reporter or NullReporter()
+    start = time.perf_counter()
+    hyperparameters = kt.HyperParameters()
+    plan_from_hp(hyperparameters, search.space, search.training.settings())
+
+    tracker = SearchTracker(search.tracking_uri, search.experiment)
+    parent_id = tracker.start_search(search.name, config, config_text)
+    artifact_dir = tracker.parent_artifact_dir()
+    scratch = None
+    if artifact_dir is not None:
+        workdir = artifact_dir.parent / "tuner"  # beside the run's artifacts, not among them
+    else:
+        scratch = tempfile.TemporaryDirectory()
+        workdir = Path(scratch.name)
+
+    runner = TrialRunner(search, tracker, reporter)
+    oracle = make_oracle(search.settings, search.space, search.objective, hyperparameters, seed=search.seed,
+                         max_epochs=search.training.epochs)
+    tuner = KregTuner(oracle, runner, directory=str(workdir))
+    reporter.search_started(search, search.settings.max_trials)
+    status, error = "FINISHED", ""
+    try:
+        tuner.search(verbose=0)  # kreg reports progress itself
+    except KeyboardInterrupt:
+        status, error = "KILLED", "interrupted by the user"
+        raise
+    except Exception as exc:  # e.g. keras-tuner's limit on consecutive failed trials
+        status, error = "FAILED", f"{type(exc).__name__}: {exc}"
+    finally:
+        for problem in runner.wait():
+            error = f"{error}; {problem}" if error else problem
+        records = runner.records
+        summary = SearchSummary(
+            pipeline=search.name, parent_run_id=parent_id, experiment=search.experiment,
+            tracking_uri=tracker.tracking_uri, records=records,
+            baseline=records[0] if records else None,
+            best=pick_best(records, search.objective),
+            duration_s=time.perf_counter() - start, status=status, error=error,
+            experiment_id=tracker.experiment_id, metric=search.task.primary,
+            higher_is_better=search.task.higher_is_better(search.task.primary),
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            tags = {"kreg.best_trial_id": summary.best.trial_id} if summary.best else {}
+            tags["kreg.task"] = search.task.describe()
+            if error:
+                tags["kreg.error"] = error[:5000]
+            tracker.end_search(_parent_metrics(summary, search.task), _summary_artifacts(summary, Path(tmp)),
+                               status=status, tags=tags)
+        if scratch is not None:
+            scratch.cleanup()
+        reporter.search_ended(summary)
+    return summary

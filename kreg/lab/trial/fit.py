@@ -1,0 +1,76 @@
+"""Fit one plan: build and compile the model, assemble the callbacks, train.
+
+Callback order matters: the honest gap first (the others read its figures),
+then the monitors, the plan's procedures, early stopping, and the caller's
+own (the epoch logger) last. Under early stopping with ``restore_best`` and
+SWA, SWA runs after early stopping restores its weights, so the average wins.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import keras
+
+from kreg.callbacks import GeneralizationGap, SharpnessProbe, WeightMonitor
+from kreg.lab.trial.procedures import build_for_plan, procedure_callbacks, train_data
+
+
+class Diverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclasses.dataclass
+class Fitted:
+    """A trained model and what its training left behind."""
+
+    model: object
+    built: object  # kreg.lab.models.source.Built: placements, output activation
+    history: dict
+    gap: GeneralizationGap
+    early: object | None
+    swa: object | None
+    scheduled: int
+
+
+def monitors(search, train_sample) -> list:
+    """The per-epoch figures the search's ``monitor`` settings ask for."""
+    callbacks = []
+    if search.monitor.weights:
+        callbacks.append(WeightMonitor())
+    s = search.monitor.sharpness
+    if s is not None:
+        callbacks.append(SharpnessProbe(train_sample, rho=s.rho, samples=s.samples, every=s.every,
+                                        adversarial=s.adversarial, seed=search.seed))
+    return callbacks
+
+
+def fit_plan(search, plan, epochs: int, train_sample, *, seed: int, last_callbacks=()) -> Fitted:
+    """Trains ``plan`` for ``epochs`` on the search's splits; raises ``Diverged`` on NaN losses."""
+    splits = search.splits
+    model, built = build_for_plan(search, plan, seed=seed)
+    data, mixers = train_data(splits, plan, plan.batch_size or search.training.batch_size, seed)
+    gap = GeneralizationGap(train_sample, penalty=search.penalty)
+    callbacks = [gap, keras.callbacks.TerminateOnNaN(), *monitors(search, train_sample)]
+    procedures, swa, scheduled = procedure_callbacks(plan, model, epochs, train_sample, mixers)
+    callbacks += procedures
+    early = None
+    if plan.early_stopping is not None:
+        early = keras.callbacks.EarlyStopping(
+            monitor=search.objective.name, mode=search.objective.direction,
+            patience=plan.early_stopping.patience, restore_best_weights=plan.early_stopping.restore_best,
+        )
+        callbacks.append(early)
+    if swa is not None and early is not None:
+        callbacks.remove(swa)
+        callbacks.append(swa)
+    callbacks += list(last_callbacks)
+    history = model.fit(data, validation_data=splits.eval_dataset("validation"), epochs=epochs,
+                        callbacks=callbacks, shuffle=False, verbose=0)  # the tf.data pipeline shuffles itself
+    hist = {k: [float(x) for x in v] for k, v in history.history.items()}
+    losses = hist.get("loss", [])
+    if not losses or any(not math.isfinite(x) for x in losses):
+        bad = next((i + 1 for i, x in enumerate(losses) if not math.isfinite(x)), len(losses))
+        raise Diverged(f"training loss became NaN or infinite at epoch {bad}")
+    return Fitted(model, built, hist, gap, early, swa, scheduled)

@@ -1,0 +1,156 @@
+"""Runs trials: plan -> fit with the honest gap -> measure -> MLflow, and keeps their records.
+
+A failed trial (a diverging loss, an error in training) is recorded FAILED
+with its reason and the search goes on. Plots, artifacts and closing a run
+happen on a worker thread while the next trial trains; ``wait`` joins them.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import keras
+import keras_tuner as kt
+
+from kreg.lab.tracking import plots
+from kreg.lab.tracking.records import COMPLETED, FAILED, TrialRecord
+from kreg.lab.trial import ensemble, measure
+from kreg.lab.trial.fit import Diverged, fit_plan
+
+_FINAL_PREFIXES = ("test_", "best_", "kept_", "epochs_run", "best_epoch", "kept_epoch", "single_", "swa_models",
+                   "ensemble_members", "scheduled_targets")
+
+
+class _EpochReporter(keras.callbacks.Callback):
+    """Sends each epoch's logs (with the gap already added) to MLflow and the reporter."""
+
+    def __init__(self, run, reporter, trial_index, epochs):
+        super().__init__()
+        self.run, self.reporter = run, reporter
+        self.trial_index, self.epochs = trial_index, epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        if self.run is not None:
+            self.run.log_epoch(epoch + 1, logs)
+        self.reporter.epoch_end(self.trial_index, epoch + 1, self.epochs, logs)
+
+
+class NullReporter:
+    """Reporter interface; the CLI's rich reporter implements the same methods."""
+
+    def search_started(self, search, total):
+        pass
+
+    def trial_started(self, index, trial_id, plan, epochs):
+        pass
+
+    def epoch_end(self, index, epoch, epochs, logs):
+        pass
+
+    def trial_ended(self, index, record):
+        pass
+
+    def search_ended(self, summary):
+        pass
+
+
+class TrialRunner:
+    """Runs the trials of one search over its fixed data splits."""
+
+    def __init__(self, search, tracker=None, reporter=None):
+        self.search, self.tracker = search, tracker
+        self.reporter = reporter or NullReporter()
+        self.records: list[TrialRecord] = []
+        self.train_sample = search.splits.train_sample(search.train_eval_samples)
+        self._finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kreg-finish")
+        self._finishing: list = []
+
+    def run(self, trial_id: str, hp_values: dict, plan, epochs: int | None = None) -> TrialRecord:
+        """Trains one plan; records it; raises ``kt.errors.FailedTrialError`` on failure."""
+        search = self.search
+        epochs = epochs or search.training.epochs
+        index = len(self.records)
+        record = TrialRecord(trial_id=trial_id, plan=plan, hp_values=dict(hp_values))
+        self.records.append(record)
+        keras.backend.clear_session()  # keras-tuner #395: memory grows across trials otherwise
+        keras.utils.set_random_seed(search.seed)  # same initialization for every plan
+        self.reporter.trial_started(index, trial_id, plan, epochs)
+        run = self.tracker.start_trial(trial_id, hp_values, plan) if self.tracker else None
+        record.run_id = run.run_id if run else None
+        start = time.perf_counter()
+        try:
+            self._train(record, plan, run, index, epochs)
+            record.status = COMPLETED
+        except Exception as exc:  # a failed trial never stops the search by itself
+            record.status = FAILED
+            record.reason = f"{type(exc).__name__}: {exc}" if isinstance(exc, Diverged) else traceback.format_exc(limit=4)
+        record.duration_s = time.perf_counter() - start
+        if run is not None:
+            self._finishing.append((record, self._finisher.submit(self._finish_run, record, run)))
+        self.reporter.trial_ended(index, record)
+        if record.status == FAILED:
+            raise kt.errors.FailedTrialError(record.reason.strip().splitlines()[-1])
+        return record
+
+    def _train(self, record, plan, run, index, epochs):
+        search = self.search
+        fitted = fit_plan(search, plan, epochs, self.train_sample, seed=search.seed,
+                          last_callbacks=[_EpochReporter(run, self.reporter, index, epochs)])
+        record.history = fitted.history
+        record.placements = fitted.built.placements
+        record.metrics = measure.final_metrics(fitted, search)
+        if plan.schedule is not None:
+            record.metrics["scheduled_targets"] = fitted.scheduled
+        if plan.ensemble and plan.ensemble > 1:
+            self._ensemble(record, plan, fitted)
+        record.objective = record.metrics[f"kept_{search.objective.name}"]
+
+    def _ensemble(self, record, plan, fitted):
+        """Replaces the trial's figures by its bagged ensemble's (``single_*`` keep the model's)."""
+        search, m = self.search, record.metrics
+        for key in [k for k in m if k.startswith(("test_", "val_", "train_", "gap_"))]:
+            m[f"single_{key}"] = m[key]
+        members = ensemble.train_members(search, plan, m["kept_epoch"], self.train_sample, search.seed)
+        m.update(ensemble.ensemble_metrics(search, [fitted.model, *members], fitted.built.output_activation,
+                                           self.train_sample))
+        measure.add_gaps(m, search.task)
+        m[f"kept_{search.objective.name}"] = m[search.objective.name]
+
+    def wait(self) -> list[str]:
+        """Waits for every trial's artifacts and run closing; returns any errors."""
+        errors = []
+        for record, future in self._finishing:
+            try:
+                future.result()
+            except Exception as exc:  # the trial's metrics are logged; say what is missing
+                errors.append(f"trial {record.trial_id}: could not write its artifacts ({exc})")
+        self._finishing = []
+        return errors
+
+    def _finish_run(self, record: TrialRecord, run) -> None:
+        # Final figures go under their own names (kept_/test_ etc.) at step
+        # epochs_run, so the per-epoch curves stay intact.
+        final = {k: v for k, v in record.metrics.items() if k.startswith(_FINAL_PREFIXES)}
+        final["duration_s"] = record.duration_s
+        run.log_metrics(final, step=int(record.metrics.get("epochs_run", 0)))
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            (tmp / "plan.json").write_text(record.plan.to_json())
+            run.log_artifact(tmp / "plan.json")
+            if record.placements:
+                (tmp / "placements.json").write_text(json.dumps(record.placements, indent=2, sort_keys=True))
+                run.log_artifact(tmp / "placements.json")
+            if record.history.get("loss"):
+                plots.learning_curves(
+                    record.history, tmp / "learning_curves.png", metric=self.search.task.primary,
+                    kept_epoch=record.metrics.get("kept_epoch"),
+                    title=f"trial {record.trial_id}: {record.plan.describe()}",
+                )
+                run.log_artifact(tmp / "learning_curves.png")
+        run.finish(record.status, record.reason)
