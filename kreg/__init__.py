@@ -5,10 +5,15 @@ Library: ``kreg.regularizers``, ``kreg.losses``, ``kreg.augment``,
 ``kreg.pipeline.tune`` and the ``kreg`` command.
 
 Submodules load lazily so ``import kreg`` (and ``kreg validate``) stays fast
-and does not import TensorFlow until a Keras piece is used.
+and does not import TensorFlow until a Keras piece is used. Saved models
+still load after ``import kreg``: kreg registers every serializable object
+with Keras as soon as Keras is imported (before or after kreg; see
+``kreg._register``).
 """
 
 import importlib
+
+from kreg import _register
 
 from kreg.plan import DropBlockSpec
 from kreg.plan import EarlyStoppingSpec
@@ -48,6 +53,9 @@ __all__ = [
     "predict_mc",
     *_SUBMODULES,
 ]
+
+
+_register.install()  # kreg's Keras objects get registered now, or right after Keras is imported
 
 
 def predict_mc(model, x, samples=30, batch_size=None):

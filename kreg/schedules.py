@@ -2,7 +2,10 @@
 
 A schedule maps ``(epoch, epochs)`` (0-based epoch, total epochs) to a
 multiplier of the strength a layer or regularizer was built with. Plain
-Python, no Keras: ``kreg.callbacks.RegularizationSchedule`` applies it.
+Python, no Keras: ``kreg.callbacks.RegularizationSchedule`` applies it, and
+``kreg.callbacks`` registers each schedule with Keras (``"kreg>LinearWarmup"``,
+...) so ``keras.saving.serialize_keras_object`` / ``deserialize_keras_object``
+round-trip it.
 
 Example:
     >>> s = LinearWarmup(warmup_epochs=4)
@@ -27,6 +30,10 @@ class Schedule:
 
     def get_config(self) -> dict:
         return {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
 
     def __repr__(self):
         args = ", ".join(f"{k}={val!r}" for k, val in self.get_config().items())

@@ -1,6 +1,10 @@
-"""The public API is explicit: each package's __all__ is pinned."""
+"""The public API is explicit: each package's __all__ is pinned, and so is what kreg registers with Keras."""
 
 import importlib
+import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -23,9 +27,8 @@ API = {
                        "schedulable_objects", "weight_statistics"],
     "kreg.training": ["Bagging", "Ensemble", "SAM", "error_decomposition", "loss_and_gradients",
                       "sam_perturbation"],
-    "kreg.data": ["BreastCancer", "DataError", "DatasetSplits", "Digits", "InputSpec", "Mnist1d", "StreamSplits",
-                  "Wine", "available_datasets", "from_arrays", "from_csv", "from_datasets", "from_loader",
-                  "from_tfds", "is_known_dataset", "load_splits"],
+    "kreg.data": ["BreastCancer", "DataError", "DatasetSplits", "Digits", "InputSpec", "Mnist1d", "Wine",
+                  "available_datasets", "is_known_dataset", "load_splits"],
     "kreg.models": ["MODEL_TYPES", "build_cnn1d", "build_cnn2d", "build_mlp", "build_model", "compile_model",
                     "make_optimizer"],
     "kreg.tuning": ["KregTuner", "TrialRunner", "make_oracle", "objective_for", "plan_from_hp"],
@@ -41,26 +44,53 @@ def test_all_is_pinned_and_importable(module):
         assert getattr(mod, name) is not None
 
 
-def test_registered_for_saving():
-    import keras
+# Every name kreg registers with Keras ("kreg>" + name), pinned. Text layers are TensorFlow ops:
+# registered under the TensorFlow backend only.
+REGISTERED = [
+    "BrierScore", "ConfidencePenalty", "Constant", "Cosine", "CutMix", "DropBlock1D", "DropBlock2D", "DropConnect",
+    "ElasticNet", "ExpectedCalibrationError", "GroupLasso", "LinearWarmup", "MCDropout", "MaxCalibrationError",
+    "MixUp", "RandomBackgroundNoise", "RandomFeatureDropout", "RandomJitter", "RandomMagnitudeScale",
+    "RandomPitchShift", "RandomShift1D", "RandomTimeScale1D", "RandomTimeStretch", "RandomTimeWarp", "SAM",
+    "SWA", "Schedulable", "ScheduledDropout", "ScheduledGaussianNoise", "ScheduledSpatialDropout1D",
+    "ScheduledSpatialDropout2D", "SharpnessProbe", "SnapshotEnsemble", "SoftThreshold",
+    "SparseCategoricalCrossentropy", "SpecAugment", "Step", "StochasticDepth", "Sum", "SwapNoise",
+    "TopClassAccuracy", "WeightMonitor",
+]
+REGISTERED_TENSORFLOW_ONLY = ["BackTranslation", "RandomDeletion", "RandomInsertion", "RandomSwap",
+                              "RandomSynonymReplacement"]
 
-    import kreg.augment.text  # noqa: F401 (imported on first use under other backends)
-    import kreg.constraints
-    import kreg.layers
-    import kreg.losses
-    import kreg.metrics
-    import kreg.regularizers
-    import kreg.callbacks
-    import kreg.training
+_FRESH = """
+import sys, json
+import kreg
+before = sorted(m for m in ("keras", "tensorflow", "jax") if m in sys.modules)
+{import_keras}
+names = sorted(k for k in keras.saving.get_custom_objects() if k.startswith("kreg>"))
+print(json.dumps({{"before": before, "names": names, "backend": keras.backend.backend(),
+                  "tensorflow": "tensorflow" in sys.modules}}))
+"""
 
-    names = ["DropBlock1D", "DropBlock2D", "DropConnect", "MCDropout", "StochasticDepth", "ElasticNet",
-             "GroupLasso", "Sum", "SoftThreshold", "SparseCategoricalCrossentropy", "ConfidencePenalty",
-             "ExpectedCalibrationError", "MaxCalibrationError", "BrierScore", "RandomShift1D",
-             "RandomTimeScale1D", "ScheduledDropout", "ScheduledSpatialDropout1D", "ScheduledSpatialDropout2D",
-             "ScheduledGaussianNoise", "Schedulable", "SAM", "SWA", "SharpnessProbe", "WeightMonitor",
-             "SnapshotEnsemble", "TopClassAccuracy", "RandomTimeWarp", "RandomJitter", "RandomMagnitudeScale",
-             "RandomFeatureDropout", "SwapNoise", "MixUp", "CutMix", "RandomTimeStretch", "RandomPitchShift",
-             "RandomBackgroundNoise", "SpecAugment", "RandomSynonymReplacement", "RandomInsertion",
-             "RandomDeletion", "RandomSwap", "BackTranslation"]
-    for name in names:
-        assert keras.saving.get_registered_object(f"kreg>{name}") is not None, name
+
+@pytest.mark.backend_agnostic
+@pytest.mark.parametrize("order", ["kreg, then keras", "keras, then kreg"])
+def test_import_kreg_registers_every_serializable_object_in_a_fresh_process(order):
+    """``import kreg`` imports no Keras; Keras' import (before or after) registers every kreg object."""
+    script = _FRESH.format(import_keras="import keras")
+    if order == "keras, then kreg":
+        script = "import keras\n" + script
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    tensorflow = report["backend"] == "tensorflow"
+    expected = REGISTERED + (REGISTERED_TENSORFLOW_ONLY if tensorflow else [])
+    assert report["names"] == sorted(f"kreg>{name}" for name in expected)
+    if order == "kreg, then keras":
+        assert report["before"] == []  # `import kreg` (and `kreg validate`) loads neither Keras nor TensorFlow
+    assert tensorflow or not report["tensorflow"]  # under JAX, registering imports no TensorFlow
+
+
+def test_dir_lists_lazily_loaded_names():
+    import kreg.augment
+
+    assert set(kreg.augment.__all__) <= set(dir(kreg.augment))
+    assert {"BackTranslation", "RandomSwap", "load_synonyms"} <= set(dir(kreg.augment))

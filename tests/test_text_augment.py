@@ -191,6 +191,41 @@ def test_back_translation_through_a_plugged_in_translator():
     assert _decode(BackTranslation.from_config(config)(tf.constant(SENTENCES[1:2]))) == ["a poor picture with a glad end"]
 
 
+@keras.saving.register_keras_serializable(package="kreg_tests")
+def to_toy_registered(sentences):
+    return to_toy(sentences)
+
+
+@keras.saving.register_keras_serializable(package="kreg_tests")
+def from_toy_registered(sentences):
+    return from_toy(sentences)
+
+
+def test_back_translation_saves_registered_translators_by_name_and_refuses_paths_in_safe_mode():
+    from keras.src.saving.serialization_lib import SafeModeScope
+
+    layer = BackTranslation(to_toy_registered, back=from_toy_registered, seed=0)
+    config = layer.get_config()
+    assert config["translate"] == "kreg_tests>to_toy_registered"
+    assert config["back"] == "kreg_tests>from_toy_registered"
+    with SafeModeScope(True):  # as inside keras.saving.load_model(..., safe_mode=True)
+        clone = BackTranslation.from_config(config)
+        assert clone.translate is to_toy_registered and clone.back is from_toy_registered
+        # A path is refused before any import: an unknown module would otherwise raise ModuleNotFoundError.
+        for key in ("translate", "back"):
+            tampered = dict(config, **{key: "kreg_no_such_module:run"})
+            with pytest.raises(ValueError, match=r"refusing to import 'kreg_no_such_module:run'.*"
+                                                 r"register_keras_serializable.*safe_mode=False"):
+                BackTranslation.from_config(tampered)
+        with pytest.raises(ValueError, match="No function is registered under 'nobody>translate'"):
+            BackTranslation.from_config(dict(config, translate="nobody>translate"))
+        with pytest.raises(ValueError, match="not a class"):
+            BackTranslation.from_config(dict(config, translate="kreg>ElasticNet"))
+    with SafeModeScope(False):  # safe_mode=False: the path is imported, as before
+        clone = BackTranslation.from_config(dict(config, translate=f"{__name__}:to_toy"))
+        assert clone.translate is to_toy
+
+
 def test_text_validation_and_tables(tmp_path):
     with pytest.raises(ValueError, match="Received: rate=1.0"):
         RandomDeletion(1.0)

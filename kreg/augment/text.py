@@ -27,6 +27,7 @@ import os
 
 import keras
 import tensorflow as tf
+from keras.src.saving import serialization_lib
 
 from kreg import _validation as v
 from kreg.augment._synonyms import DEFAULT_SYNONYMS
@@ -49,7 +50,12 @@ def load_synonyms(table) -> dict:
         return result
     if not isinstance(table, dict) or not all(isinstance(s, (list, tuple)) for s in table.values()):
         raise v.invalid("synonyms", "a dict of word -> list of synonyms, a file path or None", table)
-    return {key: list(values) for key, values in table.items() if len(values)}
+    table = {key: list(values) for key, values in table.items() if len(values)}
+    if table and all(v._is_int(s) for values in table.values() for s in values):
+        # Token ids: a saved config (JSON) turned the integer keys into strings.
+        table = {int(key) if isinstance(key, str) and key.lstrip("-").isdigit() else key: values
+                 for key, values in table.items()}
+    return table
 
 
 class _SynonymTable:
@@ -95,11 +101,48 @@ def _compact(tokens, keep, pad):
     return tf.where(position < lengths[:, None], out, tf.cast(pad, tokens.dtype)), lengths
 
 
-def _callable_path(fn) -> str:
+def _translator_name(arg: str, fn) -> str:
+    """How a translator is saved: its Keras registered name, else its import path ``module:function``."""
+    try:
+        registered = keras.saving.get_registered_name(fn)
+    except AttributeError:  # a callable object without __name__
+        registered = None
+    if registered and keras.saving.get_registered_object(registered) is fn:
+        return registered
     module, name = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
     if not module or "<" in name:
-        raise v.invalid("translate", "an importable module-level function (so the layer can be saved)", fn)
+        raise v.invalid(arg, "a registered or importable module-level function (so the layer can be saved)", fn)
     return f"{module}:{name}"
+
+
+def _resolve_translator(arg: str, value):
+    """A translator from a function, a Keras registered name or (outside safe mode) ``module:function``.
+
+    A registered name (``"my_package>to_german"``) resolves through
+    ``keras.saving.get_registered_object``, which also sees a load's
+    ``custom_objects``. A ``module:function`` path is imported only outside
+    Keras' safe mode: ``load_model(..., safe_mode=True)`` must never import
+    a module that a file names.
+    """
+    if not isinstance(value, str):
+        return value
+    fn = keras.saving.get_registered_object(value)
+    if fn is not None:
+        if isinstance(fn, type):
+            raise v.invalid(arg, "a registered function list[str] -> list[str], not a class", value)
+        return fn
+    how = (f"Register the function with `@keras.saving.register_keras_serializable(package=...)` "
+           f"in the loading process (before loading; it is then saved by its registered name), "
+           f"or pass it as `custom_objects={{{value!r}: function}}`")
+    if ":" not in value:
+        raise ValueError(f"Invalid value received for argument `{arg}`. No function is registered "
+                         f"under {value!r}. {how}. Received: {arg}={value!r}")
+    if serialization_lib.in_safe_mode():
+        raise ValueError(
+            f"BackTranslation: refusing to import {value!r} (argument `{arg}`) while loading in safe "
+            f"mode: a saved file may not choose which code runs. {how}; or, if you trust this file, "
+            f"load it with `keras.saving.load_model(path, safe_mode=False)`.")
+    return _import_callable(value)
 
 
 def _import_callable(path: str):
@@ -401,9 +444,17 @@ class BackTranslation(_TextAugmentation):
     ``rate``; only those are sent, in one call per batch.
 
     Args:
-        translate: A module-level function ``list[str] -> list[str]`` (it is
-            saved by its import path).
-        back: Optional module-level function for the way back.
+        translate: A function ``list[str] -> list[str]``, or the name it is
+            registered under. Register it with
+            ``@keras.saving.register_keras_serializable(package="...")``:
+            the layer is then saved by that name and loads in safe mode in
+            any process that registered it (or passes it in
+            ``custom_objects``). An unregistered module-level function is
+            saved by its import path ``"module:function"``, which
+            ``load_model`` imports only with ``safe_mode=False``: in safe
+            mode (the default) loading refuses it, so a file cannot make
+            Keras import and run code of its choosing.
+        back: Optional function for the way back, saved the same way.
         rate: Probability of back-translating each sentence, in [0, 1].
             Default 1.0.
         seed: Integer seed. Default None.
@@ -416,6 +467,8 @@ class BackTranslation(_TextAugmentation):
         A string tensor of the input's shape.
 
     Example:
+        >>> @keras.saving.register_keras_serializable(package="my_translators")
+        ... def en_to_de(sentences): ...
         >>> bt = kreg.augment.BackTranslation(en_to_de, back=de_to_en, rate=0.5, seed=0)
         >>> text_ds = text_ds.map(lambda x, y: (bt(x), y))
 
@@ -430,13 +483,22 @@ class BackTranslation(_TextAugmentation):
     def __init__(self, translate, back=None, rate=1.0, seed=None, **kwargs):
         kwargs.pop("pad_id", None)
         super().__init__(rate, seed=seed, **kwargs)
-        self.translate = _import_callable(translate) if isinstance(translate, str) else translate
-        self.back = _import_callable(back) if isinstance(back, str) else back
+        self.translate = _resolve_translator("translate", translate)
+        self.back = _resolve_translator("back", back)
         for name, fn in (("translate", self.translate), ("back", self.back)):
             if fn is not None and not callable(fn):
                 raise v.invalid(name, "a function list[str] -> list[str]", fn)
         if self.translate is None:
             raise v.invalid("translate", "a function list[str] -> list[str]", None)
+
+    @classmethod
+    def from_config(cls, config):
+        # Resolved here so a refusal reaches the caller of `load_model` as this
+        # ValueError, not wrapped in Keras' generic deserialization TypeError.
+        config = dict(config)
+        for key in ("translate", "back"):
+            config[key] = _resolve_translator(key, config.get(key))
+        return super().from_config(config)
 
     def _round_trip(self, texts):
         sentences = [t.decode("utf-8") for t in texts.numpy().tolist()]
@@ -467,6 +529,6 @@ class BackTranslation(_TextAugmentation):
     def get_config(self):
         config = super().get_config()
         config.pop("pad_id")
-        config.update(translate=_callable_path(self.translate),
-                      back=None if self.back is None else _callable_path(self.back), rate=self.rate)
+        config.update(translate=_translator_name("translate", self.translate),
+                      back=None if self.back is None else _translator_name("back", self.back), rate=self.rate)
         return config

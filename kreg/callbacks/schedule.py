@@ -10,6 +10,11 @@ from kreg import _validation as v
 from kreg import schedules as kreg_schedules
 from kreg.regularizers import schedulable_terms
 
+# The schedules are plain Python (the lab reads them without Keras); they are
+# registered here, where Keras is loaded, so a config names them "kreg>Cosine".
+for _schedule in kreg_schedules.SCHEDULES.values():
+    keras.saving.register_keras_serializable(package="kreg")(_schedule)
+
 KINDS = ("dropout", "noise", "regularizer", "augmentation")
 _REGULARIZER_ATTRS = (
     "kernel_regularizer", "bias_regularizer", "activity_regularizer", "depthwise_regularizer",

@@ -54,6 +54,10 @@ class SnapshotEnsemble(keras.callbacks.Callback):
     def get_config(self):
         return {"cycles": self.cycles, "lr_max": self.lr_max, "lr_min": self.lr_min, "keep": self.keep}
 
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
     def on_train_begin(self, logs=None):
         self.snapshots = []
         epochs = (self.params or {}).get("epochs") or self.cycles

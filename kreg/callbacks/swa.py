@@ -117,6 +117,10 @@ class SWA(keras.callbacks.Callback):
         return {"start_epoch": self.start_epoch, "frequency": self.frequency, "swa_lr": self.swa_lr,
                 "bn_batch_size": self.bn_batch_size}
 
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)  # without `bn_data` (data is not config): pass it again to refresh batch norm
+
     def on_train_begin(self, logs=None):
         self._reset()
         if _bn_layers(self.model) and self.bn_data is None:

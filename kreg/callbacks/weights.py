@@ -67,6 +67,10 @@ class WeightMonitor(keras.callbacks.Callback):
     def get_config(self):
         return {"per_layer": self.per_layer, "every": self.every}
 
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
     def on_train_begin(self, logs=None):
         self.last = {}
 
