@@ -1,8 +1,11 @@
 """kreg: regularization for Keras 3, and a lab that finds which regularization a model needs.
 
-Library: ``kreg.regularizers``, ``kreg.losses``, ``kreg.augment``,
-``kreg.callbacks``, ``kreg.models``. Lab: ``kreg.config`` (pipelines),
-``kreg.pipeline.tune`` and the ``kreg`` command.
+Library: ``kreg.layers``, ``kreg.regularizers``, ``kreg.constraints``,
+``kreg.losses``, ``kreg.metrics``, ``kreg.augment``, ``kreg.callbacks``,
+``kreg.training``, ``kreg.schedules``. Lab (``kreg.lab``, which the library
+never imports): ``kreg.tune`` (search your model on your data),
+``kreg.regularize`` (a plan onto any Keras model), ``kreg.data`` (data
+sources), ``kreg.models`` (built-in builders) and the ``kreg`` command.
 
 Submodules load lazily so ``import kreg`` (and ``kreg validate``) stays fast
 and does not import TensorFlow until a Keras piece is used. Saved models
@@ -15,32 +18,31 @@ import importlib
 
 from kreg import _register
 
-from kreg.plan import DropBlockSpec
-from kreg.plan import EarlyStoppingSpec
-from kreg.plan import ElasticNetSpec
-from kreg.plan import RegularizationPlan
-from kreg.plan import ScheduleSpec
-from kreg.plan import SWASpec
+from kreg.lab.plan import DropBlockSpec
+from kreg.lab.plan import EarlyStoppingSpec
+from kreg.lab.plan import ElasticNetSpec
+from kreg.lab.plan import RegularizationPlan
+from kreg.lab.plan import ScheduleSpec
+from kreg.lab.plan import SWASpec
 
 __version__ = "0.1.0"
 
 _SUBMODULES = (
     "augment",
     "callbacks",
-    "config",
     "constraints",
     "data",
+    "lab",
     "layers",
     "losses",
     "metrics",
     "models",
-    "pipeline",
     "regularizers",
     "schedules",
-    "tracking",
     "training",
-    "tuning",
 )
+# The lab's entry points, loaded on first use (they import Keras, MLflow, keras-tuner).
+_LAB = {"tune": "kreg.lab.search.tune", "regularize": "kreg.lab.apply"}
 
 __all__ = [
     "DropBlockSpec",
@@ -51,6 +53,8 @@ __all__ = [
     "ScheduleSpec",
     "__version__",
     "predict_mc",
+    "regularize",
+    "tune",
     *_SUBMODULES,
 ]
 
@@ -68,4 +72,6 @@ def predict_mc(model, x, samples=30, batch_size=None):
 def __getattr__(name):
     if name in _SUBMODULES:
         return importlib.import_module(f"kreg.{name}")
+    if name in _LAB:
+        return getattr(importlib.import_module(_LAB[name]), name)
     raise AttributeError(f"module 'kreg' has no attribute {name!r}")

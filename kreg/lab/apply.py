@@ -41,12 +41,12 @@ from kreg.layers import DropConnect
 from kreg.layers import ScheduledGaussianNoise
 from kreg.layers import ScheduledSpatialDropout1D
 from kreg.layers import ScheduledSpatialDropout2D
-from kreg.models._blocks import dropout as dropout_layer
-from kreg.models._blocks import kernel_constraint
-from kreg.models._blocks import kernel_regularizer
-from kreg.techniques import AUGMENTATIONS
-from kreg.techniques import AUGMENTATIONS_BY_MODALITY
-from kreg.techniques import MIXING_AUGMENTATIONS
+from kreg.lab.models.blocks import dropout as dropout_layer
+from kreg.lab.models.blocks import kernel_constraint
+from kreg.lab.models.blocks import kernel_regularizer
+from kreg.lab.techniques import AUGMENTATIONS
+from kreg.lab.techniques import MIXING as MIXING_AUGMENTATIONS
+from kreg.lab.techniques import for_modality
 
 _PENALTIES = ("l1", "l2", "elastic_net", "group_lasso", "proximal_l1")
 STRUCTURAL = _PENALTIES + (
@@ -461,7 +461,7 @@ class _Rewriter:
         prefix, layers = (f"{name}_" if several else ""), []
         if _augments(self.plan) and len(tensor.shape) == _MODALITY_RANK.get(self.modality):
             spec = self.plan.augmentation
-            for aug in AUGMENTATIONS_BY_MODALITY[self.modality]:  # kreg's order: geometric, then photometric
+            for aug in for_modality(self.modality):  # kreg's order: geometric, then photometric
                 for layer in augmentation_layers(self.modality, {aug: spec.get(aug, 0)}, seed=self.seed(16)):
                     layer.name = unique(f"{prefix}augment_{aug}")  # (not built yet: the name is free to change)
                     self.placements[f"augment_{aug}"].append(layer.name)

@@ -176,21 +176,51 @@ class Classification(Task):
 class Regression(Task):
     """Real-valued targets, one or several per example.
 
+    Targets are trained standardized (``offset``/``scale``: the training
+    targets' mean and standard deviation, set by the data source), as the
+    inputs are, so weight penalties mean the same whatever the targets'
+    units; ``loss`` is the MSE of the standardized targets, while ``mse``,
+    ``mae`` and ``rmse`` are reported in the targets' own units (``r2`` has
+    none).
+
     Args:
         targets: Number of target values per example. Default 1.
+        offset: Per-target mean subtracted before training. Default None (0).
+        scale: Per-target standard deviation divided out. Default None (1).
     """
 
     targets: int = 1
+    offset: tuple | None = None
+    scale: tuple | None = None
 
     kind = "regression"
     primary = "rmse"
     default_objective = "val_loss"
 
     def metric_names(self) -> tuple[str, ...]:
-        return ("loss", "mae", "rmse", "r2")
+        return ("loss", "mse", "mae", "rmse", "r2")
 
     def describe(self) -> str:
         return "regression" + (f" ({self.targets} targets)" if self.targets > 1 else "")
+
+    def standardized(self, y_train) -> "Regression":
+        """The same task with the training targets' mean and standard deviation as offset and scale."""
+        y = np.asarray(y_train, np.float64).reshape(-1, self.targets)
+        std = y.std(axis=0)
+        return dataclasses.replace(self, offset=tuple(float(m) for m in y.mean(axis=0)),
+                                   scale=tuple(float(s) if s > 0 else 1.0 for s in std))
+
+    def to_training(self, y) -> np.ndarray:
+        """Targets in the units the model trains on (standardized when the task has a scale)."""
+        if self.scale is None:
+            return y
+        return ((np.asarray(y, np.float64) - np.array(self.offset)) / np.array(self.scale)).astype(np.float32)
+
+    def to_units(self, z) -> np.ndarray:
+        """Model outputs back in the targets' own units."""
+        if self.scale is None:
+            return np.asarray(z)
+        return np.asarray(z, np.float64) * np.array(self.scale) + np.array(self.offset)
 
     def encode(self, y, split: str = "train") -> np.ndarray:
         """Targets as float32 ``(n, targets)``, checked finite."""
@@ -220,20 +250,27 @@ class Regression(Task):
         return keras.losses.MeanSquaredError(name="loss")
 
     def metrics(self, plan, activation: str = "linear", mixing: bool = False) -> list:
+        """``mse``, ``mae``, ``rmse`` in the targets' units and ``r2``."""
         import keras
 
-        return [keras.metrics.MeanAbsoluteError(name="mae"), keras.metrics.RootMeanSquaredError(name="rmse"),
+        from kreg.lab.metrics import InUnits
+
+        scale = list(self.scale) if self.scale is not None else [1.0] * self.targets
+        return [InUnits(keras.metrics.MeanSquaredError(name="mse"), scale),
+                InUnits(keras.metrics.MeanAbsoluteError(name="mae"), scale),
+                InUnits(keras.metrics.RootMeanSquaredError(name="rmse"), scale),
                 keras.metrics.R2Score(name="r2")]
 
     def figures(self, predictions: np.ndarray, y) -> dict:
-        """MSE (the loss), MAE, RMSE and R2 of averaged predictions (ensembles)."""
+        """Loss (standardized MSE), MSE, MAE, RMSE (targets' units) and R2 of averaged predictions (ensembles)."""
         y = np.asarray(y, np.float64).reshape(predictions.shape)
         err = predictions - y
-        mse = float(np.mean(err ** 2))
+        units = err * (np.array(self.scale) if self.scale is not None else 1.0)
+        mse = float(np.mean(units ** 2))
         ss_tot = np.sum((y - y.mean(axis=0)) ** 2, axis=0)
         r2 = 1 - np.sum(err ** 2, axis=0) / np.where(ss_tot > 0, ss_tot, np.nan)
-        return {"loss": mse, "mae": float(np.mean(np.abs(err))), "rmse": float(np.sqrt(mse)),
-                "r2": float(np.nanmean(r2))}
+        return {"loss": float(np.mean(err ** 2)), "mse": mse, "mae": float(np.mean(np.abs(units))),
+                "rmse": float(np.sqrt(mse)), "r2": float(np.nanmean(r2))}
 
 
 def _is_one_hot(y: np.ndarray) -> bool:

@@ -149,6 +149,10 @@ def from_arrays(
     scaler = Standardization.fit(mode, x_tr)
     x_tr, x_va, x_te = (scaler.apply(a) for a in (x_tr, x_va, x_te))
 
+    # Regression targets train standardized too (metrics are reported in their units: see Regression).
+    if task.kind == "regression":
+        task = task.standardized(y_tr)
+        y_tr, y_va, y_te = (task.to_training(a) for a in (y_tr, y_va, y_te))
     num = task.num_classes if isinstance(task, Classification) else None
     spec = InputSpec(shape=x_tr.shape[1:], num_classes=num, modality=modality, dataset=name, task=task)
     return DatasetSplits(spec, x_tr, y_tr, x_va, y_va, x_te, y_te, seed=int(seed), scaler=scaler,

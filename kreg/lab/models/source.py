@@ -153,10 +153,16 @@ class ModelSource:
             raise ConfigError("model", type(model).__name__,
                               f"a model Keras can clone (give a builder function instead: {exc})") from None
 
-    def check_output(self, built: Built, task) -> None:
+    def check_output(self, built: Built, task, spec) -> None:
         """The output layer fits the task: units, and an activation the loss can use."""
         model, activation = built.model, built.output_activation
-        shape = model.output_shape
+        try:
+            shape = model.output_shape
+        except AttributeError:  # a subclassed model knows its output only once called
+            import numpy as np
+
+            out = model(np.zeros((2, *spec.shape), "float32"))
+            shape = [tuple(o.shape) for o in out] if isinstance(out, (list, tuple)) else tuple(out.shape)
         if isinstance(shape, list):
             raise ConfigError("model", f"{len(shape)} outputs", "a model with one output")
         units = shape[-1]

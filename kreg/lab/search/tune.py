@@ -187,7 +187,7 @@ def _preflight(search: Search) -> None:
         except ValueError as exc:
             raise ConfigError("techniques", plan.describe(), f"a plan that fits the model ({label} does not: {exc})") \
                 from None
-        search.model.check_output(built, search.task)
+        search.model.check_output(built, search.task, search.splits.spec)
         keras.backend.clear_session()
 
 

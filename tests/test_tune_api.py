@@ -1,0 +1,180 @@
+"""kreg.tune on the user's own model, data and task, read back from MLflow."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+import kreg
+from kreg.lab.errors import ConfigError, DataError
+
+
+def images(n=96, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    x = rng.normal(size=(n, 8, 8, 1)).astype("float32")
+    x[np.arange(n), y * 2, 2:6, 0] += 3.0  # a learnable bright row per class
+    return x, y
+
+
+def skip_cnn():
+    """The user's functional CNN: a skip connection and a nested Sequential block, softmax output."""
+    inp = keras.Input((8, 8, 1))
+    h = keras.layers.Conv2D(8, 3, padding="same", name="c1")(inp)
+    h = keras.layers.ReLU(name="r1")(h)
+    block = keras.Sequential([keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="c2")], name="block")
+    h = keras.layers.Add(name="skip")([h, block(h)])
+    h = keras.layers.GlobalAveragePooling2D(name="pool")(h)
+    h = keras.layers.Dense(16, activation="relu", name="hidden")(h)
+    return keras.Model(inp, keras.layers.Dense(3, activation="softmax", name="out")(h))
+
+
+def runs(uri, experiment):
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    found = client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"])
+    parent = next(r for r in found if "mlflow.parentRunId" not in r.data.tags)
+    return client, parent, [r for r in found if "mlflow.parentRunId" in r.data.tags]
+
+
+def test_users_functional_model_on_arrays(tmp_path):
+    x, y = images()
+    xt, yt = images(48, seed=1)
+    data = kreg.data.from_arrays(x, y, x_test=xt, y_test=yt)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    result = kreg.tune(skip_cnn, data, techniques={
+        "l2": {"optional": False, "strength": 1e-4},
+        "spatial_dropout": {"optional": False, "rate": 0.1},
+        "dropout": {"optional": False, "rate": 0.2},
+        "label_smoothing": {"min": 0.0, "max": 0.2},
+    }, max_trials=2, epochs=2, tuner="random", tracking_uri=uri, experiment="users_cnn")
+    assert result.baseline is result.records[0] and len(result.records) == 2
+    assert result.best is not None and result.best.run_id
+    client, parent, children = runs(uri, "users_cnn")
+    assert parent.info.run_id == result.parent_run_id and parent.info.status == "FINISHED"
+    trial = children[0]
+    placements = json.loads(open(client.download_artifacts(trial.info.run_id, "placements.json", str(tmp_path))).read())
+    assert set(placements["l2"]) >= {"c1", "block/c2", "hidden", "out"}  # every kernel, nested ones too
+    assert placements["dropout"] and placements["spatial_dropout"]
+    for name in ("train_accuracy", "gap_accuracy", "val_accuracy"):
+        assert len(client.get_metric_history(trial.info.run_id, name)) == 2, name
+    assert 0 <= trial.data.metrics["test_accuracy"] <= 1
+    # The output is a softmax: the loss is computed from probabilities, so it starts near ln(3).
+    first_loss = client.get_metric_history(trial.info.run_id, "val_loss")[0].value
+    assert first_loss < 3.0
+
+
+@pytest.mark.parametrize("activation", ["softmax", None])
+def test_softmax_and_logits_outputs_train_alike(tmp_path, activation):
+    x, y = images()
+    data = kreg.data.from_arrays(x, y, x_test=x[:30], y_test=y[:30])
+
+    def build():
+        inp = keras.Input((8, 8, 1))
+        h = keras.layers.Dense(16, activation="relu")(keras.layers.Flatten()(inp))
+        return keras.Model(inp, keras.layers.Dense(3, activation=activation)(h))
+
+    result = kreg.tune(build, data, max_trials=1, epochs=3, tuner="random", learning_rate=0.01,
+                       tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", experiment="heads")
+    m = result.baseline.metrics
+    assert m["train_accuracy"] > 0.6  # learnable data: a wrong from_logits would stall it
+    assert m["val_loss"] < np.log(3)
+
+
+def test_regression_contract_in_mlflow(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 5)).astype("float32")
+    y = 100.0 + 30.0 * (x @ np.array([1.0, -2.0, 0.5, 0.0, 0.0])) + rng.normal(scale=5.0, size=200)
+    data = kreg.data.from_arrays(x[:150], y[:150], x_test=x[150:], y_test=y[150:])
+    assert data.spec.task.kind == "regression"
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    result = kreg.tune("mlp", data, model_args={"width": 16, "depth": 1}, learning_rate=0.01,
+                       techniques={"dropout": {"min": 0.1, "max": 0.3}, "label_smoothing": None} if False else
+                       {"dropout": {"min": 0.1, "max": 0.3}}, max_trials=2, epochs=3, tuner="random",
+                       tracking_uri=uri, experiment="reg")
+    assert result.metric == "rmse" and result.higher_is_better is False
+    client, parent, children = runs(uri, "reg")
+    for child in children:
+        for name in ("gap_mae", "gap_rmse", "gap_loss", "train_mae", "val_rmse", "val_r2"):
+            assert len(client.get_metric_history(child.info.run_id, name)) == 3, name
+        m = child.data.metrics
+        for name in ("test_rmse", "test_mae", "test_mse", "test_r2", "test_gap_rmse"):
+            assert name in m, name
+        assert m["test_rmse"] == pytest.approx(np.sqrt(m["test_mse"]), rel=1e-4)
+        assert m["test_rmse"] > 5.0  # in the targets' units (scale 30), not standardized
+    pm = parent.data.metrics
+    assert pm["gain_test_rmse"] == pytest.approx(pm["baseline_test_rmse"] - pm["test_rmse"])
+    assert parent.data.tags["kreg.task"] == "regression"
+
+
+def test_regression_refuses_classification_techniques(tmp_path):
+    x = np.random.default_rng(0).normal(size=(60, 4)).astype("float32")
+    data = kreg.data.from_arrays(x, x[:, 0] * 2.0, x_test=x[:20], y_test=x[:20, 0])
+    with pytest.raises(ConfigError, match=r"`techniques.label_smoothing`.*a technique for classification"):
+        kreg.tune("mlp", data, techniques={"label_smoothing": {"min": 0.0, "max": 0.1}},
+                  tracking_uri=f"sqlite:///{tmp_path}/s/mlflow.db")
+    assert not (tmp_path / "s").exists()
+
+
+class Subclassed(keras.Model):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden = keras.layers.Dense(8, activation="relu")
+        self.out = keras.layers.Dense(3)
+
+    def call(self, x):
+        return self.out(self.hidden(keras.ops.reshape(x, (-1, 64))))
+
+
+def test_subclassed_model_agnostic_only(tmp_path):
+    x, y = images()
+    data = kreg.data.from_arrays(x, y, x_test=x[:30], y_test=y[:30])
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    result = kreg.tune(lambda plan: Subclassed(), data, techniques={"label_smoothing": {"min": 0.05, "max": 0.1}},
+                       max_trials=1, epochs=1, tracking_uri=uri, experiment="sub")
+    assert result.records[0].status == "COMPLETED"
+    with pytest.raises(ConfigError, match="dropout"):
+        kreg.tune(Subclassed, data, techniques={"dropout": {"min": 0.1, "max": 0.2}},
+                  tracking_uri=f"sqlite:///{tmp_path}/refused/mlflow.db")
+    assert not (tmp_path / "refused").exists()  # refused before any run
+
+
+def test_misfit_plan_fails_before_any_run(tmp_path):
+    x = np.random.default_rng(0).normal(size=(60, 4)).astype("float32")
+    y = np.arange(60) % 2
+
+    def mlp():
+        inp = keras.Input((4,))
+        return keras.Model(inp, keras.layers.Dense(2)(keras.layers.Dense(8, activation="relu")(inp)))
+
+    data = kreg.data.from_arrays(x, y, x_test=x[:20], y_test=y[:20])
+    with pytest.raises(ConfigError, match="spatial"):
+        kreg.tune(mlp, data, techniques={"spatial_dropout": {"min": 0.1, "max": 0.2}},
+                  tracking_uri=f"sqlite:///{tmp_path}/s/mlflow.db")
+    with pytest.raises(ConfigError, match="output units"):
+        kreg.tune(mlp, kreg.data.from_arrays(x, np.arange(60) % 3, x_test=x[:21], y_test=np.arange(21) % 3),
+                  tracking_uri=f"sqlite:///{tmp_path}/s/mlflow.db")
+    with pytest.raises(ConfigError, match="objective"):
+        kreg.tune(mlp, data, objective="val_mae", tracking_uri=f"sqlite:///{tmp_path}/s/mlflow.db")
+    assert not (tmp_path / "s").exists()
+
+
+def test_bad_data_fails_before_any_run(tmp_path):
+    x = np.zeros((10, 3), "float32")
+    with pytest.raises(DataError):
+        kreg.tune("mlp", (x, np.arange(9)), tracking_uri=f"sqlite:///{tmp_path}/s/mlflow.db")
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_keras_model_instance_is_cloned_with_fresh_weights(tmp_path):
+    x, y = images()
+    data = kreg.data.from_arrays(x, y, x_test=x[:30], y_test=y[:30])
+    model = skip_cnn()
+    before = [w.copy() for w in model.get_weights()]
+    result = kreg.tune(model, data, techniques={"dropout": {"optional": False, "rate": 0.2}}, max_trials=1,
+                       epochs=1, tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", experiment="inst")
+    assert result.records[0].status == "COMPLETED"
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)  # the user's model is never trained or changed
