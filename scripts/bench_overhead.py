@@ -8,7 +8,7 @@ only" is a ``kt.Tuner`` over a ``HyperModel`` whose ``run_trial`` only fits;
 "keras-tuner defaults" is keras-tuner's own ``Tuner.run_trial`` (its per-trial
 checkpointing included). A ``kt.Tuner`` over a ``HyperModel`` also builds the
 model several times at start-up to discover conditional hyperparameters, which
-kreg's tuner (space declared up front) does not. "kreg" is ``kreg.pipeline.tune``
+kreg's tuner (space declared up front) does not. "kreg" is ``kreg.tune``
 with the honest-gap evaluation, per-epoch MLflow logging, test evaluation,
 plots and artifacts. Each is run ``--repeats`` times, in rotating order, and the
 median wall time is compared.
@@ -28,28 +28,46 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def _oracle(cfg, task):
+    import keras_tuner as kt
+
+    from kreg.lab.search.oracles import make_oracle
+    from kreg.lab.search.space import plan_from_hp
+    from kreg.lab.search.tune import resolve_objective
+
+    space, settings = cfg.search.space(), cfg.training.settings()
+    hps = kt.HyperParameters()
+    plan_from_hp(hps, space, settings)
+    objective = resolve_objective(cfg.search.objective, task)
+    oracle = make_oracle(cfg.search.settings(), space, objective, hps, seed=cfg.seed,
+                         max_epochs=cfg.training.epochs)
+    oracle.kreg_objective = objective  # kreg's own (name, direction), for the bare runner
+    return oracle, space, settings
+
+
+def _splits(cfg):
+    from kreg.data import load_splits
+
+    return load_splits(cfg.data.dataset, validation_fraction=cfg.data.validation_fraction, seed=cfg.seed,
+                       data_dir=cfg.data.data_dir, standardize=cfg.data.standardize)
+
+
 def plain_search(cfg, workdir: str, minimal: bool = False) -> float:
     import keras
     import keras_tuner as kt
 
-    from kreg.data import load_splits
+    from kreg.lab.search.space import plan_from_hp
     from kreg.models import build_model, compile_model
-    from kreg.tuning.oracles import make_oracle
-    from kreg.tuning.space import plan_from_hp, setting_defaults
 
     start = time.perf_counter()
-    splits = load_splits(cfg.data.dataset, validation_fraction=cfg.data.validation_fraction, seed=cfg.seed,
-                         data_dir=cfg.data.data_dir, standardize=cfg.data.standardize)
-    defaults = setting_defaults(cfg)
-    hps = kt.HyperParameters()
-    plan_from_hp(hps, cfg.search, defaults)
-    oracle = make_oracle(cfg.search, hps, seed=cfg.seed, max_epochs=cfg.training.epochs)
+    splits = _splits(cfg)
+    oracle, space, settings = _oracle(cfg, splits.spec.task)
 
     class Plain(kt.HyperModel):
         def build(self, hp):
             keras.backend.clear_session()
             keras.utils.set_random_seed(cfg.seed)
-            plan = plan_from_hp(hp, cfg.search, defaults)
+            plan = plan_from_hp(hp, space, settings)
             self.plan = plan
             model = build_model(cfg.model.type, splits.spec, plan, seed=cfg.seed, **cfg.model.capacity())
             return compile_model(model, plan, optimizer=cfg.training.optimizer,
@@ -82,40 +100,51 @@ def plain_search(cfg, workdir: str, minimal: bool = False) -> float:
 
 
 def bare_search(cfg, workdir: str) -> float:
-    """kreg's own tuner and runner with the gap, test, plots and MLflow taken out."""
-    import keras_tuner as kt
+    """kreg's own tuner and runner with the gap, monitors, test, plots and MLflow taken out."""
+    import keras
 
-    from kreg.data import load_splits
-    from kreg.tuning.oracles import make_oracle
-    from kreg.tuning.space import plan_from_hp, setting_defaults
-    from kreg.tuning.trial import TrialRunner
-    from kreg.tuning.tuner import KregTuner
+    from kreg.lab.models.source import ModelSource
+    from kreg.lab.search.tune import Search
+    from kreg.lab.search.tuner import KregTuner
+    from kreg.lab.trial.procedures import build_for_plan, train_data
+    from kreg.lab.trial.runner import TrialRunner
 
     class BareRunner(TrialRunner):
-        def _callbacks(self, plan, run, index, epochs):
-            gap, early, callbacks = super()._callbacks(plan, run, index, epochs)
-            return gap, early, [c for c in callbacks if c is early]
-
-        def _final_metrics(self, model, gap, early, hist):
-            values = hist[self.objective.name]
+        def _train(self, record, plan, run, index, epochs):
+            model, _ = build_for_plan(self.search, plan, seed=self.search.seed)
+            data, _ = train_data(self.search.splits, plan, plan.batch_size, self.search.seed)
+            objective = self.search.objective
+            early = None
+            if plan.early_stopping is not None:
+                early = keras.callbacks.EarlyStopping(objective.name, mode=objective.direction,
+                                                      patience=plan.early_stopping.patience,
+                                                      restore_best_weights=plan.early_stopping.restore_best)
+            hist = model.fit(data, validation_data=self.search.splits.eval_dataset("validation"), shuffle=False,
+                             epochs=epochs, callbacks=[early] if early else [], verbose=0).history
+            values = hist[objective.name]
             kept = early.best_epoch + 1 if early is not None and early.best_weights is not None else len(values)
-            return {f"kept_{self.objective.name}": values[kept - 1]}
+            record.metrics = {f"kept_{objective.name}": values[kept - 1]}
+            record.objective = values[kept - 1]
 
     start = time.perf_counter()
-    splits = load_splits(cfg.data.dataset, validation_fraction=cfg.data.validation_fraction, seed=cfg.seed,
-                         data_dir=cfg.data.data_dir, standardize=cfg.data.standardize)
-    hps = kt.HyperParameters()
-    plan_from_hp(hps, cfg.search, setting_defaults(cfg))
-    oracle = make_oracle(cfg.search, hps, seed=cfg.seed, max_epochs=cfg.training.epochs)
-    KregTuner(oracle, BareRunner(cfg, splits), directory=workdir).search(verbose=0)
+    splits = _splits(cfg)
+    oracle, space, _ = _oracle(cfg, splits.spec.task)
+    kwargs = cfg.tune_kwargs()
+    from kreg.lab.search.settings import Training
+
+    search = Search(name=cfg.name, seed=cfg.seed, model=ModelSource(cfg.model.type, cfg.model.capacity()),
+                    splits=splits, task=splits.spec.task, space=space, training=Training(**cfg.training.model_dump()),
+                    settings=cfg.search.settings(), monitor=cfg.monitor, objective=oracle.kreg_objective,
+                    train_eval_samples=kwargs["train_eval_samples"])
+    KregTuner(oracle, BareRunner(search), directory=workdir).search(verbose=0)
     return time.perf_counter() - start
 
 
 def kreg_search(cfg) -> float:
-    from kreg.pipeline import tune
+    import kreg
 
     start = time.perf_counter()
-    tune(cfg)
+    kreg.tune(**cfg.tune_kwargs())
     return time.perf_counter() - start
 
 
@@ -129,7 +158,7 @@ def main(argv=None) -> int:
                         help="comma-separated variants to run (kreg is always run)")
     args = parser.parse_args(argv)
 
-    from kreg.config import load_pipeline
+    from kreg.lab.config import load_pipeline
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_pipeline(args.pipeline).with_overrides(

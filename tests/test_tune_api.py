@@ -178,3 +178,72 @@ def test_a_keras_model_instance_is_cloned_with_fresh_weights(tmp_path):
     assert result.records[0].status == "COMPLETED"
     for a, b in zip(before, model.get_weights()):
         np.testing.assert_array_equal(a, b)  # the user's model is never trained or changed
+
+
+def test_binary_sigmoid_head_and_its_refusals(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 6)).astype("float32")
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype("int64")
+    data = kreg.data.from_arrays(x[:90], y[:90], x_test=x[90:], y_test=y[90:])
+
+    def build():
+        inp = keras.Input((6,))
+        h = keras.layers.Dense(8, activation="relu")(inp)
+        return keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(h))
+
+    result = kreg.tune(build, data, techniques={"l2": {"optional": False, "strength": 1e-4}}, max_trials=1,
+                       epochs=8, learning_rate=0.02, tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", experiment="bin")
+    m = result.baseline.metrics
+    assert m["train_accuracy"] > 0.8 and "test_accuracy" in m
+    with pytest.raises(ConfigError, match="augment_mixup"):
+        kreg.tune(build, data, techniques={"augment_mixup": {"min": 0.1, "max": 0.2}},
+                  tracking_uri=f"sqlite:///{tmp_path}/s/mlflow.db")
+    assert not (tmp_path / "s").exists()
+
+
+def test_streamed_tf_data_through_tune(tmp_path):
+    import tensorflow as tf
+
+    x, y = images(128)
+    ds = lambda a, b: tf.data.Dataset.from_tensor_slices((a, b))  # noqa: E731
+    data = kreg.data.from_datasets(ds(x[:80], y[:80]), validation=ds(x[80:104], y[80:104]),
+                                   test=ds(x[104:], y[104:]), task="classification", num_classes=3)
+    result = kreg.tune(skip_cnn, data, techniques={"dropout": {"optional": False, "rate": 0.1}}, max_trials=1,
+                       epochs=2, tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", experiment="stream")
+    assert result.records[0].status == "COMPLETED"
+    with pytest.raises(ConfigError, match="ensemble"):
+        kreg.tune(skip_cnn, data, techniques={"ensemble": {"members": 2}},
+                  tracking_uri=f"sqlite:///{tmp_path}/s/mlflow.db")
+
+
+def test_yaml_with_csv_and_builder_behaves_like_the_call(tmp_path):
+    import pandas as pd
+    import yaml
+
+    from kreg.lab.cli import main
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(150, 3))
+    frame = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "colour": np.where(x[:, 2] > 0, "red", "blue"),
+                          "price": 10 + 3 * x[:, 0] - 2 * x[:, 1] + rng.normal(scale=0.1, size=150)})
+    frame[:110].to_csv(tmp_path / "train.csv", index=False)
+    frame[110:].to_csv(tmp_path / "test.csv", index=False)
+    (tmp_path / "mymodels.py").write_text(
+        "import keras\n\n"
+        "def build(width=8):\n"
+        "    inp = keras.Input((4,))\n"
+        "    h = keras.layers.Dense(width, activation='relu')(inp)\n"
+        "    return keras.Model(inp, keras.layers.Dense(1)(h))\n")
+    pipeline = {
+        "name": "csv_builder", "data": {"csv": "train.csv", "target": "price", "test": "test.csv"},
+        "model": {"builder": "mymodels:build", "args": {"width": 12}},
+        "training": {"epochs": 3, "learning_rate": 0.01},
+        "search": {"tuner": "random", "max_trials": 2, "techniques": {"l2": {"min": 1e-5, "max": 1e-3, "scale": "log"}}},
+    }
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(pipeline))
+    uri = f"sqlite:///{tmp_path}/store/mlflow.db"
+    assert main(["tune", str(tmp_path / "p.yaml"), "--tracking-uri", uri]) == 0
+    client, parent, children = runs(uri, "csv_builder")
+    assert len(children) == 2 and "test_rmse" in parent.data.metrics
+    assert parent.data.params["model.builder"] == "mymodels:build"
+    assert all(c.data.tags["kreg.trial_status"] == "COMPLETED" for c in children)

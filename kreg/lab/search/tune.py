@@ -188,7 +188,18 @@ def _preflight(search: Search) -> None:
             raise ConfigError("techniques", plan.describe(), f"a plan that fits the model ({label} does not: {exc})") \
                 from None
         search.model.check_output(built, search.task, search.splits.spec)
+        _check_head(search, built.output_activation)
         keras.backend.clear_session()
+
+
+def _check_head(search: Search, activation: str) -> None:
+    """Techniques that need a softmax-or-logits head (soft labels over every class) refuse a sigmoid one."""
+    if activation != "sigmoid":
+        return
+    for name in ("augment_mixup", "augment_cutmix", "confidence_penalty"):
+        if name in search.space.names:
+            raise ConfigError(f"techniques.{name}", name, "a model with one output per class (softmax or logits): "
+                              f"{name} needs a distribution over the classes, the model ends in one sigmoid unit")
 
 
 def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_active: int | None = None,
@@ -272,6 +283,9 @@ def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_activ
     the_task = splits.spec.task
     space.check(tuner=settings.tuner, modality=splits.spec.modality, task=the_task.kind,
                 builtin_model=source_model.builtin, field=field, source=source)
+    if "ensemble" in space.names and not splits.in_memory:
+        raise ConfigError("techniques.ensemble", "ensemble", "in-memory data: bagging resamples the training "
+                          "split, which a streamed tf.data source cannot do")
     if loss is not None:
         for name_ in ("label_smoothing", "confidence_penalty"):
             if name_ in space.names:

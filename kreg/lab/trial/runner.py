@@ -104,6 +104,11 @@ class TrialRunner:
                           last_callbacks=[_EpochReporter(run, self.reporter, index, epochs)])
         record.history = fitted.history
         record.placements = fitted.built.placements
+        if run is not None and record.placements:
+            # The runs table shows it at a glance; placements.json has the whole lists.
+            run.set_tags({"kreg.placements": "; ".join(
+                f"{name}: {', '.join(layers[:4])}{' +%d' % (len(layers) - 4) if len(layers) > 4 else ''}"
+                for name, layers in record.placements.items())})
         record.metrics = measure.final_metrics(fitted, search)
         if plan.schedule is not None:
             record.metrics["scheduled_targets"] = fitted.scheduled
