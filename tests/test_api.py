@@ -10,9 +10,11 @@ import pytest
 
 API = {
     "kreg": ["DropBlockSpec", "EarlyStoppingSpec", "ElasticNetSpec", "RegularizationPlan", "SWASpec",
-             "ScheduleSpec", "__version__", "predict_mc", "augment", "callbacks", "config", "constraints", "data",
-             "layers", "losses", "metrics", "models", "pipeline", "regularizers", "schedules", "tracking",
-             "training", "tuning"],
+             "ScheduleSpec", "__version__", "predict_mc", "regularize", "tune", "augment", "callbacks",
+             "constraints", "data", "lab", "layers", "losses", "metrics", "models", "regularizers", "schedules",
+             "training"],
+    "kreg.lab": ["Classification", "ConfigError", "DataError", "Regression", "RegularizationPlan", "SearchSpace",
+                 "apply_plan", "regularize", "tune"],
     "kreg.layers": ["DropBlock1D", "DropBlock2D", "DropConnect", "MCDropout", "ScheduledDropout",
                     "ScheduledGaussianNoise", "ScheduledSpatialDropout1D", "ScheduledSpatialDropout2D",
                     "StochasticDepth", "drop_path_rates", "predict_mc"],
@@ -27,12 +29,12 @@ API = {
                        "schedulable_objects", "weight_statistics"],
     "kreg.training": ["Bagging", "Ensemble", "SAM", "error_decomposition", "loss_and_gradients",
                       "sam_perturbation"],
-    "kreg.data": ["BreastCancer", "DataError", "DatasetSplits", "Digits", "InputSpec", "Mnist1d", "Wine",
-                  "available_datasets", "is_known_dataset", "load_splits"],
+    "kreg.data": ["BreastCancer", "DataError", "DatasetSplits", "Digits", "InputSpec", "Mnist1d", "StreamSplits",
+                  "Wine", "available_datasets", "from_arrays", "from_csv", "from_datasets", "from_loader",
+                  "from_tfds", "is_known_dataset", "load_splits"],
     "kreg.models": ["MODEL_TYPES", "build_cnn1d", "build_cnn2d", "build_mlp", "build_model", "compile_model",
                     "make_optimizer"],
-    "kreg.tuning": ["KregTuner", "TrialRunner", "make_oracle", "objective_for", "plan_from_hp"],
-    "kreg.tracking": ["default_tracking_uri", "project_root", "resolve_tracking_uri"],
+    "kreg.lab.tracking": ["default_tracking_uri", "project_root", "resolve_tracking_uri"],
 }
 
 
@@ -94,3 +96,23 @@ def test_dir_lists_lazily_loaded_names():
 
     assert set(kreg.augment.__all__) <= set(dir(kreg.augment))
     assert {"BackTranslation", "RandomSwap", "load_synonyms"} <= set(dir(kreg.augment))
+
+
+def test_library_never_imports_the_lab():
+    """The library half stands alone: no library module names kreg.lab (DESIGN: data flows one way)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "kreg"
+    lab_facing = {root / "__init__.py", root / "data" / "__init__.py", root / "models" / "__init__.py"}
+    offenders = [str(p.relative_to(root)) for p in root.rglob("*.py")
+                 if "lab" not in p.relative_to(root).parts and p not in lab_facing
+                 and "kreg.lab" in p.read_text()]
+    assert offenders == []
+
+
+def test_registry_and_library_agree_on_augmentations():
+    from kreg.augment.modality import BY_MODALITY
+    from kreg.lab.techniques import MODALITIES, for_modality
+
+    for modality in MODALITIES:
+        assert set(for_modality(modality)) == set(BY_MODALITY[modality]), modality

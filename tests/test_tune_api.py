@@ -247,3 +247,33 @@ def test_yaml_with_csv_and_builder_behaves_like_the_call(tmp_path):
     assert len(children) == 2 and "test_rmse" in parent.data.metrics
     assert parent.data.params["model.builder"] == "mymodels:build"
     assert all(c.data.tags["kreg.trial_status"] == "COMPLETED" for c in children)
+
+
+def test_builder_taking_the_plan_places_techniques_with_its_helpers(tmp_path):
+    x, y = images()
+    data = kreg.data.from_arrays(x, y, x_test=x[:30], y_test=y[:30])
+
+    def build(plan):
+        inp = keras.Input((8, 8, 1))
+        h = inp
+        for layer in plan.input_layers("image", seed=1):
+            h = layer(h)
+        h = keras.layers.Conv2D(8, 3, activation="relu", kernel_regularizer=plan.kernel_regularizer(),
+                                name="conv")(h)
+        sdrop = plan.spatial_dropout_layer(2, name="conv_sdrop")
+        h = sdrop(h) if sdrop else h
+        h = keras.layers.Dense(16, activation="relu", kernel_regularizer=plan.kernel_regularizer(),
+                               name="hidden")(keras.layers.Flatten()(h))
+        drop = plan.dropout_layer(name="hidden_dropout")
+        h = drop(h) if drop else h
+        return keras.Model(inp, keras.layers.Dense(3, kernel_regularizer=plan.kernel_regularizer(hidden=False),
+                                                   name="logits")(h))
+
+    result = kreg.tune(build, data, techniques={
+        "l2": {"optional": False, "strength": 1e-4}, "dropout": {"optional": False, "rate": 0.2},
+        "spatial_dropout": {"optional": False, "rate": 0.1}, "augment_flip": {"optional": False, "strength": 1.0}},
+        max_trials=1, epochs=1, tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", experiment="planned")
+    placements = result.records[0].placements
+    assert placements["l2"] == ["conv", "hidden", "logits"]
+    assert placements["dropout"] == ["hidden_dropout"] and placements["spatial_dropout"] == ["conv_sdrop"]
+    assert placements["augmentation"]

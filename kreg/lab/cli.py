@@ -31,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check a pipeline file and show its search space")
     validate.add_argument("pipeline")
 
+    sub.add_parser("techniques", help="list every technique the search offers: parameters, what it acts on, "
+                                      "which data and tasks it fits")
+
     ui = sub.add_parser("ui", help="MLflow UI over the project's store")
     ui.add_argument("--port", type=int, default=5000)
     ui.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -81,6 +84,25 @@ def _cmd_tune(args) -> int:
     return 0 if summary.status == "FINISHED" and summary.best is not None else 1
 
 
+def _cmd_techniques(args) -> int:
+    from kreg.lab.techniques import MODALITIES, REGISTRY, TASKS, REQUIRED
+
+    print(f"{'technique':<24} {'parameters (kind, default)':<44} {'acts on':<10} fits")
+    for t in REGISTRY.values():
+        params = ", ".join(f"{p.name} ({p.kind}{'' if p.default is REQUIRED else f', {p.default}'})"
+                           for p in t.params) or "-"
+        fits = []
+        if t.modalities and tuple(t.modalities) != MODALITIES:
+            fits.append("/".join(t.modalities))
+        if tuple(t.tasks) != TASKS:
+            fits.append("/".join(t.tasks))
+        if t.needs in ("conv", "hidden_dense"):
+            fits.append({"conv": "models with convolutions", "hidden_dense": "models with hidden dense layers"}[t.needs])
+        print(f"{t.name:<24} {params:<44} {t.acts_on:<10} {'; '.join(fits) or 'any'}")
+        print(f"{'':<24} {t.summary}")
+    return 0
+
+
 def _cmd_ui(args) -> int:
     from kreg.lab.tracking.store import local_store_path, resolve_tracking_uri
 
@@ -100,7 +122,7 @@ def _cmd_ui(args) -> int:
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"tune": _cmd_tune, "validate": _cmd_validate, "ui": _cmd_ui}[args.command](args)
+        return {"tune": _cmd_tune, "validate": _cmd_validate, "techniques": _cmd_techniques, "ui": _cmd_ui}[args.command](args)
     except ConfigError as exc:
         print(f"kreg: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

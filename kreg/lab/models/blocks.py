@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import keras
 
 from kreg import regularizers as kreg_regularizers
@@ -11,7 +13,9 @@ from kreg.constraints import SoftThreshold
 from kreg.layers import DropConnect
 from kreg.layers import ScheduledDropout
 from kreg.layers import ScheduledGaussianNoise
-from kreg.lab.plan import RegularizationPlan
+
+if TYPE_CHECKING:  # the plan reads these helpers; a run-time import would be a circle
+    from kreg.lab.plan import RegularizationPlan
 
 
 def kernel_regularizer(plan: RegularizationPlan, hidden: bool = True):
