@@ -12,7 +12,6 @@ import keras
 from sklearn.datasets import load_digits
 
 import kreg
-from kreg.lab.tracking.console import RichReporter  # progress lines, as `kreg tune` prints them
 
 TINY = os.environ.get("KREG_EXAMPLE_BUDGET") == "tiny"
 
@@ -32,8 +31,7 @@ result = kreg.tune(build, data, techniques={
     "l2": {"min": 1e-6, "max": 1e-2, "scale": "log"}, "spatial_dropout": {"min": 0.05, "max": 0.3},
     "dropout": {"min": 0.1, "max": 0.5}, "label_smoothing": {"min": 0.02, "max": 0.2},
     "augment_translation": {"min": 0.05, "max": 0.15}, "early_stopping": {"patience": 10},
-}, max_trials=2 if TINY else 12, epochs=2 if TINY else 40, learning_rate=2e-3, name="own_cnn_digits",
-    reporter=RichReporter())
+}, max_trials=2 if TINY else 12, epochs=2 if TINY else 40, learning_rate=2e-3, name="own_cnn_digits")
 print("chosen plan:", result.best.plan.describe())
 for label, trial in (("baseline", result.baseline), ("best", result.best)):
     print(f"{label} (trial {trial.trial_id}) test accuracy: {trial.metrics['test_accuracy']:.4f}")

@@ -15,7 +15,6 @@ from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import train_test_split
 
 import kreg
-from kreg.lab.tracking.console import RichReporter  # progress lines, as `kreg tune` prints them
 
 TINY = os.environ.get("KREG_EXAMPLE_BUDGET") == "tiny"
 
@@ -30,8 +29,7 @@ x_train, x_test, y_train, y_test = train_test_split(*load_diabetes(return_X_y=Tr
 result = kreg.tune(build, kreg.data.from_arrays(x_train, y_train, x_test=x_test, y_test=y_test), techniques={
     "l2": {"min": 1e-5, "max": 1e-1, "scale": "log"}, "dropout": {"min": 0.1, "max": 0.5},
     "input_noise": {"min": 0.05, "max": 0.5, "scale": "log"}, "early_stopping": {"patience": 20},
-}, max_trials=2 if TINY else 16, epochs=2 if TINY else 200, batch_size=32, name="own_mlp_diabetes",
-    reporter=RichReporter())
+}, max_trials=2 if TINY else 16, epochs=2 if TINY else 200, batch_size=32, name="own_mlp_diabetes")
 print("chosen plan:", result.best.plan.describe())
 for label, trial in (("baseline", result.baseline), ("best", result.best)):
     print(f"kreg {label} (trial {trial.trial_id}) test MSE: {trial.metrics['test_mse']:.1f}")

@@ -81,7 +81,12 @@ def test_regression_targets():
     assert isinstance(s.spec.task, Regression) and s.spec.num_classes is None and s.spec.output_units == 1
     assert s.y_train.shape == (240, 1) and s.y_train.dtype == np.float32
     multi = _quiet(x=x, y=x[:, :2], task="regression")
-    assert multi.spec.task == Regression(2) and multi.spec.output_units == 2
+    assert multi.spec.task.targets == 2 and multi.spec.output_units == 2
+    # Targets train standardized with the training part's statistics; the task maps outputs back to units.
+    task = s.spec.task
+    np.testing.assert_allclose(s.y_train.mean(axis=0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(s.y_train.std(axis=0), 1.0, atol=1e-4)
+    np.testing.assert_allclose(task.to_units(s.y_test).ravel(), x[:40] @ [1.0, 2, 3, 4], rtol=1e-5, atol=1e-4)
     # Integer targets in several columns are targets, not classes.
     counts = _quiet(x=x, y=rng.integers(0, 9, size=(300, 2)))
     assert isinstance(counts.spec.task, Regression)

@@ -208,7 +208,7 @@ def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_activ
          initial_points: int | None = None, hyperband_factor: int = 3, max_consecutive_failed_trials: int = 3,
          task=None, loss=None, metrics=None, model_args: dict | None = None, monitor: dict | None = None,
          train_eval_samples: int | None = 500, seed: int = 0, name: str | None = None,
-         experiment: str | None = None, tracking_uri: str | None = None, reporter=None,
+         experiment: str | None = None, tracking_uri: str | None = None, verbose: int = 1, reporter=None,
          config: dict | None = None, config_text: str | None = None, source: str | None = None,
          **data_options) -> SearchSummary:
     """Searches which regularization ``model`` needs on ``data``, and logs every trial to MLflow.
@@ -248,7 +248,11 @@ def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_activ
         seed: Seed of the splits, the initialization and the oracle.
         name: Name of the search (parent run tag ``kreg.pipeline``, default experiment).
         experiment, tracking_uri: Where in MLflow (default: the project's sqlite store).
-        reporter: Progress reporter (the CLI passes its console reporter).
+        verbose: 1 (default) shows progress on the console as ``kreg tune``
+            does (trial k of N, epoch, validation figure and gap, a line per
+            trial, the baseline-vs-best table); 0 is silent.
+        reporter: A progress reporter of your own instead (the methods of
+            ``kreg.lab.trial.runner.NullReporter``).
 
     Returns:
         A ``SearchSummary``: ``.best``, ``.baseline``, ``.records`` (each
@@ -307,6 +311,15 @@ def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_activ
             "task": the_task.describe(), "training": training.model_dump(),
             "search": {**settings.model_dump(), **space.to_dict()}, "monitor": monitor.model_dump(),
         }
+    if reporter is None and verbose:
+        import logging
+
+        import mlflow  # noqa: F401  (configures its loggers on import; quiet them after)
+
+        from kreg.lab.tracking.console import RichReporter
+
+        logging.getLogger("mlflow").setLevel(logging.WARNING)  # its INFO lines drown the progress
+        reporter = RichReporter()
     return run_search(search, reporter=reporter, config=config,
                       config_text=config_text or yaml.safe_dump(config, sort_keys=False))
 

@@ -17,7 +17,10 @@ class RichReporter:
     """Trial k of N, epoch, current validation metric and gap; then a summary table."""
 
     def __init__(self, console: Console | None = None):
-        self.console = console or Console()
+        # Piped output (a log file, CI) gets a wide console: rich would wrap at 80 columns mid-phrase.
+        self.console = console or Console(soft_wrap=True)
+        if console is None and not self.console.is_terminal:
+            self.console.width = 200
         self.progress = None
         self.search_task = self.trial_task = None
         self.total = 0
@@ -79,8 +82,9 @@ class RichReporter:
         table = Table(title=f"{summary.pipeline}: baseline vs best ({len(summary.records)} trials, "
                             f"{summary.duration_s:.0f}s)")
         table.add_column("trial")
-        for col in (f"val {metric}", f"test {metric}", "train-val gap", "train-test gap", "epochs"):
-            table.add_column(col, justify="right")
+        # Gaps are positive when overfitting: val - train for losses and errors, train - val for scores.
+        for col in (f"val {metric}", f"test {metric}", f"gap {metric} (val)", f"gap {metric} (test)", "epochs"):
+            table.add_column(col, justify="right", no_wrap=True)
         plans = []
         for label, record in (("baseline", summary.baseline), ("best", summary.best)):
             if record is None or record.status != COMPLETED:
@@ -95,13 +99,21 @@ class RichReporter:
             self.console.print(line, highlight=False)
         if summary.gain_test is not None:
             better = "higher" if summary.higher_is_better else "lower"
-            self.console.print(f"gain in test {metric} over the baseline: {summary.gain_test:+.4f} "
-                               f"(positive = better; {better} {metric} is better)")
+            gain = summary.gain_test + 0.0  # no "-0.0000" for a tie
+            self.console.print(f"gain in test {metric} over the baseline: {gain:+.4f} "
+                               f"(positive = better; {better} {metric} is better; gaps: positive = overfitting)")
         if summary.records and summary.best is None:
             self.console.print(f"[red]no trial completed[/]: {summary.failure_summary()}", highlight=False)
         if summary.status != "FINISHED":
             self.console.print(f"[red]search {summary.status}[/]: {summary.error}")
         self.console.print(f"MLflow parent run {summary.parent_run_id} in experiment '{summary.experiment}'")
-        ui = "kreg ui" if summary.tracking_uri.startswith("sqlite:") else f"mlflow ui --backend-store-uri {summary.tracking_uri}"
+        from kreg.lab.tracking.store import default_tracking_uri
+
+        if summary.tracking_uri == default_tracking_uri():
+            ui = "kreg ui"
+        elif summary.tracking_uri.startswith("sqlite:"):
+            ui = f"kreg ui --tracking-uri {summary.tracking_uri}"
+        else:
+            ui = f"mlflow ui --backend-store-uri {summary.tracking_uri}"
         self.console.print(f"open the runs: [bold]{ui}[/], then http://127.0.0.1:5000/#/experiments/"
                            f"{summary.experiment_id}/runs  (store: {summary.tracking_uri})", highlight=False)
