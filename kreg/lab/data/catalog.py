@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+from pathlib import Path
 
 import numpy as np
 
@@ -95,13 +96,19 @@ def _read(name: str, data_dir: str | None):
 
     tfds.disable_progress_bar()
     if name in PACKAGED:
+        from kreg.lab.tracking.store import file_lock
+
         builder = PACKAGED[name](data_dir=data_dir)
         if not builder.is_prepared():
-            # tfds announces "Downloading and preparing" on stdout; nothing is
-            # downloaded here (the examples come from an installed package).
-            logging.getLogger("kreg").info("preparing %s offline in %s", name, builder.data_dir)
-            with contextlib.redirect_stdout(io.StringIO()):
-                builder.download_and_prepare()
+            # One process prepares, any other starting at the same time waits and finds it done.
+            with file_lock(Path(builder.data_dir).parent, f".{name}.lock"):
+                builder = PACKAGED[name](data_dir=data_dir)
+                if not builder.is_prepared():
+                    # tfds announces "Downloading and preparing" on stdout; nothing is
+                    # downloaded here (the examples come from an installed package).
+                    logging.getLogger("kreg").info("preparing %s offline in %s", name, builder.data_dir)
+                    with contextlib.redirect_stdout(io.StringIO()):
+                        builder.download_and_prepare()
     else:
         try:
             builder = tfds.builder(name[len(TFDS_PREFIX):], data_dir=data_dir)

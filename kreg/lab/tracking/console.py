@@ -94,7 +94,8 @@ class RichReporter:
                           _fmt(m.get(f"test_{metric}")), _fmt(m.get(f"gap_{metric}")),
                           _fmt(m.get(f"test_gap_{metric}")), str(m["epochs_run"]))
             plans.append(f"{label}: {record.plan.describe()}")
-        self.console.print(table)
+        if plans:  # nothing to tabulate when no trial completed
+            self.console.print(table)
         for line in plans:
             self.console.print(line, highlight=False)
         if summary.gain_test is not None:

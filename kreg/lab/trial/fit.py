@@ -21,6 +21,15 @@ class Diverged(RuntimeError):
     """The training loss became NaN or infinite."""
 
 
+class StopOnNaN(keras.callbacks.Callback):
+    """Keras' ``TerminateOnNaN`` without its console line: the trial says ``Diverged`` once, itself."""
+
+    def on_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.model.stop_training = True
+
+
 @dataclasses.dataclass
 class Fitted:
     """A trained model and what its training left behind."""
@@ -52,7 +61,7 @@ def fit_plan(search, plan, epochs: int, train_sample, *, seed: int, last_callbac
     model, built = build_for_plan(search, plan, seed=seed)
     data, mixers = train_data(splits, plan, plan.batch_size or search.training.batch_size, seed)
     gap = GeneralizationGap(train_sample, penalty=search.penalty)
-    callbacks = [gap, keras.callbacks.TerminateOnNaN(), *monitors(search, train_sample)]
+    callbacks = [gap, StopOnNaN(), *monitors(search, train_sample)]
     procedures, swa, scheduled = procedure_callbacks(plan, model, epochs, train_sample, mixers)
     callbacks += procedures
     early = None
