@@ -116,3 +116,12 @@ def test_registry_and_library_agree_on_augmentations():
 
     for modality in MODALITIES:
         assert set(for_modality(modality)) == set(BY_MODALITY[modality]), modality
+
+
+def test_optimizer_names_agree():
+    import typing
+
+    from kreg.lab.models.compile import OPTIMIZERS
+    from kreg.lab.search.settings import Training
+
+    assert typing.get_args(Training.model_fields["optimizer"].annotation) == OPTIMIZERS

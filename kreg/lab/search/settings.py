@@ -13,9 +13,6 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, 
 
 from kreg.lab.errors import ConfigError
 
-OPTIMIZERS = ("adam", "sgd", "rmsprop")
-
-
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
