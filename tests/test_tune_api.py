@@ -192,7 +192,7 @@ def test_binary_sigmoid_head_and_its_refusals(tmp_path):
         return keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(h))
 
     result = kreg.tune(build, data, techniques={"l2": {"optional": False, "strength": 1e-4}}, max_trials=1,
-                       epochs=8, learning_rate=0.02, tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", experiment="bin")
+                       epochs=20, learning_rate=0.05, tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", experiment="bin")
     m = result.baseline.metrics
     assert m["train_accuracy"] > 0.8 and "test_accuracy" in m
     with pytest.raises(ConfigError, match="augment_mixup"):
@@ -277,3 +277,64 @@ def test_builder_taking_the_plan_places_techniques_with_its_helpers(tmp_path):
     assert placements["l2"] == ["conv", "hidden", "logits"]
     assert placements["dropout"] == ["hidden_dropout"] and placements["spatial_dropout"] == ["conv_sdrop"]
     assert placements["augmentation"]
+
+
+def _binary(n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 6)).astype("float32")
+    return x, (x[:, 0] + 0.5 * x[:, 1] > 0).astype("int64")
+
+
+def test_heads_read_from_their_outputs(tmp_path):
+    """One linear unit for two classes is a binary logit; a softmax written as an op is still a softmax."""
+    x, y = _binary()
+    data = kreg.data.from_arrays(x[:90], y[:90], x_test=x[90:], y_test=y[90:])
+
+    def logit():
+        inp = keras.Input((6,))
+        return keras.Model(inp, keras.layers.Dense(1)(keras.layers.Dense(8, activation="relu")(inp)))
+
+    def op_softmax():
+        inp = keras.Input((6,))
+        return keras.Model(inp, keras.ops.softmax(keras.layers.Dense(2)(keras.layers.Dense(8, activation="relu")(inp))))
+
+    for build in (logit, op_softmax):
+        result = kreg.tune(build, data, max_trials=1, epochs=20, learning_rate=0.05, verbose=0,
+                           tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", experiment=build.__name__)
+        m = result.baseline.metrics
+        assert m["train_accuracy"] > 0.8, build.__name__  # a misread head would not learn
+        assert 0 < m["val_nll"] < np.log(2) and m["val_nll"] <= m["val_loss"] + 1e-6
+
+
+def test_models_that_cannot_fit_the_data_are_refused_before_any_run(tmp_path):
+    x, y = _binary()
+    uri = f"sqlite:///{tmp_path}/s/mlflow.db"
+    reg = kreg.data.from_arrays(x[:90], x[:90, 0] * 3.0 + 1.0, x_test=x[90:], y_test=x[90:, 0])
+
+    def relu_head():
+        inp = keras.Input((6,))
+        return keras.Model(inp, keras.layers.Dense(1, activation="relu")(inp))
+
+    with pytest.raises(ConfigError, match="output activation relu"):
+        kreg.tune(relu_head, reg, tracking_uri=uri)
+
+    def wrong_input():
+        inp = keras.Input((5,))
+        return keras.Model(inp, keras.layers.Dense(1)(inp))
+
+    with pytest.raises(ConfigError, match=r"input shape \(5,\)"):
+        kreg.tune(wrong_input, reg, tracking_uri=uri)
+    cls = kreg.data.from_arrays(x[:90], y[:90], x_test=x[90:], y_test=y[90:])
+    with pytest.raises(ConfigError, match="val_accuracy"):
+        kreg.tune("mlp", cls, metrics=[keras.metrics.AUC(name="auc")], tracking_uri=uri)
+    assert not (tmp_path / "s").exists()
+
+
+def test_hyperband_baseline_trains_every_epoch_and_zero_strength_is_off(tmp_path):
+    x, y = _binary(200)
+    data = kreg.data.from_arrays(x[:150], y[:150], x_test=x[150:], y_test=y[150:])
+    result = kreg.tune("mlp", data, model_args={"width": 8, "depth": 1}, tuner="hyperband", max_trials=3,
+                       epochs=9, techniques={"dropout": {"min": 0.1, "max": 0.3}}, verbose=0,
+                       tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    assert result.baseline.plan.is_baseline and result.baseline.metrics["epochs_run"] == 9
+    assert kreg.RegularizationPlan(l2=0.0, label_smoothing=0.0).is_baseline

@@ -54,8 +54,13 @@ class GeneralizationGap(keras.callbacks.Callback):
             per-call set-up (the difference is most of the callback's cost
             on small models).
         penalty: If not None, also log ``val_penalized_loss`` =
-            ``val_loss + penalty * max(0, gap_loss)``, a selection objective
-            that prefers models that generalize. Default None (not logged).
+            ``val_m + penalty * max(0, val_m - train_m)`` for the metric
+            ``penalty_metric``, a selection objective that prefers models
+            that generalize. Default None (not logged).
+        penalty_metric: The figure ``m`` it penalizes. Default ``"loss"``;
+            note that Keras' ``loss`` includes the weight penalties, so a
+            penalty-free metric (a cross-entropy or MSE metric compiled into
+            the model) compares plans with different penalties fairly.
 
     Example:
         >>> gap = kreg.callbacks.GeneralizationGap((x_train[:1000], y_train[:1000]))
@@ -66,12 +71,15 @@ class GeneralizationGap(keras.callbacks.Callback):
         Goodfellow, Bengio and Courville, "Deep Learning", ch. 5.2 and 7.
     """
 
-    def __init__(self, train_data, every=1, batch_size=1024, penalty=None):
+    def __init__(self, train_data, every=1, batch_size=1024, penalty=None, penalty_metric="loss"):
         super().__init__()
         self.train_data = train_data
         self.every = v.check_positive_int("every", every)
         self.batch_size = v.check_positive_int("batch_size", batch_size)
         self.penalty = None if penalty is None else v.check_non_negative("penalty", penalty)
+        if not isinstance(penalty_metric, str) or not penalty_metric:
+            raise v.invalid("penalty_metric", "the name of a compiled metric, e.g. 'loss'", penalty_metric)
+        self.penalty_metric = penalty_metric
         self._dataset = None
         self.last_train_logs: dict = {}
 
@@ -127,5 +135,6 @@ class GeneralizationGap(keras.callbacks.Callback):
             name = key[len("train_"):]
             if f"val_{name}" in logs:
                 logs[f"gap_{name}"] = gap_value(name, value, logs[f"val_{name}"])
-        if self.penalty is not None and "gap_loss" in logs:
-            logs["val_penalized_loss"] = penalized_loss(logs["val_loss"], logs["train_loss"], self.penalty)
+        m = self.penalty_metric
+        if self.penalty is not None and f"gap_{m}" in logs:
+            logs["val_penalized_loss"] = penalized_loss(logs[f"val_{m}"], logs[f"train_{m}"], self.penalty)

@@ -667,19 +667,25 @@ def output_activation(model) -> str:
     activation layer or a layer with an ``activation`` (into nested models).
     For a subclassed model, whose graph is unknown, the last layer it tracks
     with an activation decides. Anything else (ReLU, tanh, no activation)
-    counts as ``"linear"``: not probabilities.
+    counts as ``"linear"``: not probabilities (``output_activation_name``
+    tells which).
 
     Example:
         >>> output_activation(keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")]))
         'softmax'
     """
+    return _kind(output_activation_name(model))
+
+
+def output_activation_name(model) -> str:
+    """The name of the activation that produces the model's (first) output (``"relu"``, ``"linear"``, ...)."""
     if not _is_graph_model(model):
         layers = [layer for layer in model._flatten_layers(include_self=False) if hasattr(layer, "activation")]
-        return _kind(_activation_name(layers[-1])) if layers else "linear"
+        return _activation_name(layers[-1]) if layers else "linear"
     layer = model.layers[-1] if isinstance(model, keras.Sequential) else model.outputs[0]._keras_history.operation
     while True:
         if _is_graph_model(layer):
-            return output_activation(layer)
+            return output_activation_name(layer)
         if isinstance(layer, keras.layers.Softmax):
             return "softmax"
         linear = isinstance(layer, keras.layers.Activation) and _activation_name(layer) == "linear"
@@ -688,8 +694,7 @@ def output_activation(model) -> str:
             if layer is None:
                 return "linear"
             continue
-        return _kind(_activation_name(layer))
-
+        return _activation_name(layer)
 
 def _producer(model, layer):
     if isinstance(model, keras.Sequential):

@@ -44,3 +44,16 @@ class InUnits(keras.metrics.Metric):
         config = dict(config)
         config["metric"] = keras.metrics.deserialize(config["metric"])
         return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="kreg_lab")
+class BinaryHeadCrossentropy(keras.losses.BinaryCrossentropy):
+    """Keras' binary cross-entropy for a one-unit head whose labels are a vector of 0/1 class indices.
+
+    Keras compares ``(batch,)`` labels with ``(batch, 1)`` outputs only on its
+    probability path; with ``from_logits=True`` it refuses the rank mismatch,
+    so the labels take the output's shape first.
+    """
+
+    def call(self, y_true, y_pred):
+        return super().call(ops.reshape(ops.cast(y_true, y_pred.dtype), ops.shape(y_pred)), y_pred)

@@ -108,6 +108,8 @@ def _normalize(name: str, value: Any):
         problem = registry.kind_problem(p.kind, value)
         if problem:
             raise v.invalid(name, problem, value)
+        if value == 0 and not tech.is_setting:
+            return None  # a strength of 0 is the technique switched off (a range may start at 0)
         return registry.coerce(p.kind, value)
     spec = _SPECS.get(name) or _spec_class(name, "Params")
     if isinstance(value, Params):

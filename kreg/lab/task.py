@@ -28,6 +28,7 @@ class Task:
     # The headline metric: summary tables, gains, progress lines.
     primary = "loss"
     default_objective = "val_loss"
+    data_loss = "loss"  # the logged figure the gap-penalized objective uses
 
     def metric_names(self) -> tuple[str, ...]:
         """Figures every trial reports for train (inference mode), validation and test."""
@@ -66,6 +67,12 @@ class Classification(Task):
     kind = "classification"
     primary = "accuracy"
     default_objective = "val_accuracy"
+    # The data loss without the weight penalties, label smoothing or confidence penalty that
+    # Keras adds into ``loss``: what the gap-penalized objective and ensembles compare.
+    data_loss = "nll"
+
+    def metric_names(self) -> tuple[str, ...]:
+        return ("loss", "nll", "accuracy", "ece")
 
     def __post_init__(self):
         if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, (int, np.integer)) \
@@ -117,22 +124,25 @@ class Classification(Task):
 
     # --------------------------------------------------------- model side
     def output_units(self, activation: str) -> int:
-        """Units the model's output needs: 1 for a sigmoid binary head, else one per class."""
-        return 1 if activation == "sigmoid" else self.num_classes
+        """Units the model's output needs: 1 for a binary head (sigmoid or one logit), else one per class."""
+        return 1 if activation in ("sigmoid", "binary_logit") else self.num_classes
 
     def loss(self, plan, activation: str = "linear"):
         """Cross-entropy with the plan's label smoothing / confidence penalty.
 
         ``activation`` is the output layer's: ``"linear"`` (logits),
-        ``"softmax"`` or ``"sigmoid"`` (one unit, binary).
+        ``"softmax"``, ``"sigmoid"`` (one unit, binary) or ``"binary_logit"``
+        (one linear unit, binary).
         """
         import keras
 
         from kreg.losses import ConfidencePenalty, SparseCategoricalCrossentropy
 
         smoothing = plan.label_smoothing or 0.0
-        if activation == "sigmoid":
-            return keras.losses.BinaryCrossentropy(label_smoothing=smoothing)
+        if activation in ("sigmoid", "binary_logit"):
+            from kreg.lab.metrics import BinaryHeadCrossentropy
+
+            return BinaryHeadCrossentropy(label_smoothing=smoothing, from_logits=activation == "binary_logit")
         from_logits = activation != "softmax"
         if plan.confidence_penalty:
             return ConfidencePenalty(plan.confidence_penalty, from_logits=from_logits, label_smoothing=smoothing)
@@ -144,17 +154,26 @@ class Classification(Task):
 
         from kreg.metrics import ExpectedCalibrationError, TopClassAccuracy
 
-        if activation == "sigmoid":
-            return [keras.metrics.BinaryAccuracy(name="accuracy")]
+        from kreg.losses import SparseCategoricalCrossentropy
+
+        if activation in ("sigmoid", "binary_logit"):
+            logit = activation == "binary_logit"
+            from kreg.lab.metrics import BinaryHeadCrossentropy
+
+            return [keras.metrics.MeanMetricWrapper(BinaryHeadCrossentropy(from_logits=logit), name="nll"),
+                    keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0 if logit else 0.5)]
+        from_logits = activation != "softmax"
+        # kreg's loss as a metric: no smoothing, and it takes the soft labels of mixed batches too.
+        nll = keras.metrics.MeanMetricWrapper(SparseCategoricalCrossentropy(from_logits=from_logits), name="nll")
         accuracy = TopClassAccuracy() if mixing else keras.metrics.SparseCategoricalAccuracy(name="accuracy")
-        return [accuracy, ExpectedCalibrationError(from_logits=activation != "softmax", name="ece")]
+        return [nll, accuracy, ExpectedCalibrationError(from_logits=from_logits, name="ece")]
 
     def probabilities(self, outputs: np.ndarray, activation: str) -> np.ndarray:
         """Class probabilities ``(n, num_classes)`` from the model's raw outputs."""
         outputs = np.asarray(outputs, np.float64)
-        if activation == "sigmoid":
+        if activation in ("sigmoid", "binary_logit"):
             p = outputs.reshape(-1)
-            if np.any((p < 0) | (p > 1)):
+            if activation == "binary_logit":
                 p = 1 / (1 + np.exp(-p))
             return np.stack([1 - p, p], axis=1)
         if activation == "softmax":
@@ -167,7 +186,8 @@ class Classification(Task):
         """Loss (cross-entropy), accuracy and ECE of averaged probabilities (ensembles)."""
         y = np.asarray(y).reshape(-1).astype(int)
         picked = np.clip(probabilities[np.arange(len(y)), y], 1e-12, 1.0)
-        return {"loss": float(-np.mean(np.log(picked))),
+        nll = float(-np.mean(np.log(picked)))
+        return {"loss": nll, "nll": nll,
                 "accuracy": float(np.mean(probabilities.argmax(-1) == y)),
                 "ece": expected_calibration_error(probabilities, y)}
 
@@ -195,7 +215,9 @@ class Regression(Task):
 
     kind = "regression"
     primary = "rmse"
-    default_objective = "val_loss"
+    # ``loss`` holds the weight penalties Keras adds; ``mse`` is the data's own error (in the targets' units).
+    default_objective = "val_mse"
+    data_loss = "mse"
 
     def metric_names(self) -> tuple[str, ...]:
         return ("loss", "mse", "mae", "rmse", "r2")

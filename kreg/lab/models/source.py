@@ -76,6 +76,7 @@ class ModelSource:
     """
 
     def __init__(self, model, args: dict | None = None):
+        self.activation = None  # how the output is read, when check_output had to find it out
         if args is not None and not isinstance(args, dict):
             raise ConfigError("model_args", args, "a mapping of keyword arguments")
         self.args = dict(args or {})
@@ -125,16 +126,16 @@ class ModelSource:
             from kreg.lab.models.builtin import build_model
 
             model = build_model(self.target, spec, plan, seed=seed, **self.args)
-            return Built(model, placements_of(model, plan), "linear")
+            return Built(model, placements_of(model, plan), self.activation or "linear")
         if self.kind == "plan_builder":
             model = self._check_model(self.target(plan, **self.args))
-            return Built(model, placements_of(model, plan), output_activation(model))
+            return Built(model, placements_of(model, plan), self.activation or output_activation(model))
         if self.kind == "builder":
             model = self._check_model(self.target(**self.args))
         else:
             model = self._clone(self.target)
         applied = apply_plan(model, plan, modality=spec.modality, seed=seed)
-        return Built(applied.model, applied.placements, applied.output_activation)
+        return Built(applied.model, applied.placements, self.activation or applied.output_activation)
 
     def _check_model(self, model):
         if not _is_keras_model(model):
@@ -154,26 +155,54 @@ class ModelSource:
                               f"a model Keras can clone (give a builder function instead: {exc})") from None
 
     def check_output(self, built: Built, task, spec) -> None:
-        """The output layer fits the task: units, and an activation the loss can use."""
+        """The model fits the data and the task: input shape, output units, an activation the loss can use.
+
+        Run once before the search. It also settles how the output is read
+        when the layers do not say it: a softmax written as a bare op
+        (``keras.ops.softmax``) is recognized by its outputs (rows of
+        non-negative numbers summing to 1), and one linear unit for two
+        classes is a binary logit; later builds use what was found.
+        """
+        import numpy as np
+
+        from kreg.lab.apply import output_activation_name
+
         model, activation = built.model, built.output_activation
+        inputs = getattr(model, "inputs", None)
+        if inputs:
+            expected = tuple(spec.shape)
+            got = tuple(inputs[0].shape[1:])
+            if len(got) != len(expected) or any(g is not None and g != e for g, e in zip(got, expected)):
+                raise ConfigError("model", f"input shape {got}", f"a model whose input takes the data's examples of "
+                                  f"shape {expected} ({spec.modality} data)")
+        probe = np.random.default_rng(0).normal(size=(4, *spec.shape)).astype("float32")
         try:
             shape = model.output_shape
         except AttributeError:  # a subclassed model knows its output only once called
-            import numpy as np
-
-            out = model(np.zeros((2, *spec.shape), "float32"))
-            shape = [tuple(o.shape) for o in out] if isinstance(out, (list, tuple)) else tuple(out.shape)
+            shape = None
+        if shape is None or (activation == "linear" and task.kind == "classification"):
+            out = model(probe)
+            if isinstance(out, (list, tuple)):
+                raise ConfigError("model", f"{len(out)} outputs", "a model with one output")
+            values = np.asarray(out)
+            shape = tuple(values.shape)
+            if activation == "linear" and values.ndim == 2 and values.shape[-1] > 1 and np.all(values >= 0) \
+                    and np.allclose(values.sum(axis=-1), 1.0, atol=1e-4):
+                activation = "softmax"  # probabilities made by an op kreg cannot see in the graph
         if isinstance(shape, list):
             raise ConfigError("model", f"{len(shape)} outputs", "a model with one output")
         units = shape[-1]
         if task.kind == "regression":
-            if activation != "linear":
-                raise ConfigError("model", f"output activation {activation}",
-                                  "a linear output layer for regression (no softmax or sigmoid)")
+            name = output_activation_name(model)
+            if name != "linear":
+                raise ConfigError("model", f"output activation {name}", "a linear output layer for regression "
+                                  "(kreg trains on standardized targets, which a bounded output cannot reach)")
             if units != task.targets:
                 raise ConfigError("model", f"{units} output units",
                                   f"{task.targets} output unit(s), one per regression target")
             return
+        if activation == "linear" and units == 1 and task.num_classes == 2:
+            activation = "binary_logit"
         expected = task.output_units(activation)
         if activation == "sigmoid" and task.num_classes != 2:
             raise ConfigError("model", "a sigmoid output",
@@ -182,7 +211,9 @@ class ModelSource:
         if units != expected:
             raise ConfigError("model", f"{units} output units",
                               f"{expected} output units for {task.describe()} ({activation} output)")
-
+        if activation != built.output_activation:
+            self.activation = activation
+            built.output_activation = activation
 
 def placements_of(model, plan) -> dict:
     """Where a model built with ``plan`` carries each structural technique (by layer name).

@@ -94,11 +94,13 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> str:
         path = Path(uri[len("sqlite:///"):])
         if path.is_dir():
             raise ConfigError("tracking_uri", uri, "sqlite:///<path of a database file> (this path is a directory)")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError("tracking_uri", uri, f"a store whose directory can be created ({exc.strerror})") from None
-        if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        existing = path.parent  # created when the first run is written, not by a check that may fail later
+        while not existing.exists():
+            existing = existing.parent
+        if not existing.is_dir():
+            raise ConfigError("tracking_uri", uri, f"a store whose directory can be created ({existing} is not "
+                              "a writable directory)")
+        if not os.access(existing, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
             raise ConfigError("tracking_uri", uri, "a writable sqlite store (its file or directory is read-only)")
         return uri
     if base in ("http", "https"):

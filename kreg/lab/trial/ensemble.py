@@ -70,7 +70,8 @@ def ensemble_metrics(search, models, activation, train_sample) -> dict:
             metrics[f"{prefix}_{key}"] = value
         if prefix == "test":
             test_preds = preds
-    metrics["val_penalized_loss"] = penalized_loss(metrics["val_loss"], metrics["train_loss"], search.penalty)
+    m = search.penalty_metric
+    metrics["val_penalized_loss"] = penalized_loss(metrics[f"val_{m}"], metrics[f"train_{m}"], search.penalty)
     y_test = sets["test"][1]
     if task.kind == "classification":
         labels = np.asarray(y_test).reshape(-1).astype(int)

@@ -60,7 +60,7 @@ def fit_plan(search, plan, epochs: int, train_sample, *, seed: int, last_callbac
     splits = search.splits
     model, built = build_for_plan(search, plan, seed=seed)
     data, mixers = train_data(splits, plan, plan.batch_size or search.training.batch_size, seed)
-    gap = GeneralizationGap(train_sample, penalty=search.penalty)
+    gap = GeneralizationGap(train_sample, penalty=search.penalty, penalty_metric=search.penalty_metric)
     callbacks = [gap, StopOnNaN(), *monitors(search, train_sample)]
     procedures, swa, scheduled = procedure_callbacks(plan, model, epochs, train_sample, mixers)
     callbacks += procedures

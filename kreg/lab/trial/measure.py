@@ -58,7 +58,8 @@ def final_metrics(fitted, search) -> dict:
     }
     if averaged:  # SWA's average is a model no epoch saw: its own validation figures
         val = {f"val_{k}": v for k, v in evaluate(model, search.splits.eval_dataset("validation")).items()}
-        val["val_penalized_loss"] = penalized_loss(val["val_loss"], train["train_loss"], search.penalty)
+        m = search.penalty_metric
+        val["val_penalized_loss"] = penalized_loss(val[f"val_{m}"], train[f"train_{m}"], search.penalty)
         metrics[f"kept_{objective.name}"] = val[objective.name]
         metrics["swa_models"] = fitted.swa.models_averaged
     else:
