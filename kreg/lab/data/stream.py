@@ -78,10 +78,16 @@ class StreamSplits:
         return self._split(split).batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
     def train_sample(self, size: int | None):
-        """The first ``size`` training examples as arrays (``DEFAULT_SAMPLE`` for None), read once."""
+        """``size`` training examples as arrays (``DEFAULT_SAMPLE`` for None), read once.
+
+        Drawn through a seeded shuffle buffer rather than taken from the head
+        of the stream, so a stream sorted by class still gives a sample of
+        every class (within the buffer's reach).
+        """
         size = DEFAULT_SAMPLE if size is None else int(size)
         if size not in self._samples:
-            x, y = _first(self.train, size)
+            buffer = max(size, min(self.shuffle_buffer, 4 * size))
+            x, y = _first(self.train.shuffle(buffer, seed=self.seed), size)
             self._samples[size] = (x, y)
         return self._samples[size]
 

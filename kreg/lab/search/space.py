@@ -69,16 +69,18 @@ class Candidate:
         return out
 
     def strongest(self) -> dict:
-        """Each parameter at the value that regularizes most (its largest, or the registry's order)."""
+        """Each parameter at the value that regularizes most: the largest, or the smallest where the
+        registry says smaller is stronger (early stopping's patience, SWA's start, the batch size)."""
         tech = registry.get(self.name)
         values = {}
-        for p in tech.params:
+        for i, p in enumerate(tech.params):
             spec = self.params.get(p.name, p.default)
+            pick = min if i == 0 and tech.stronger < 0 else max
             if isinstance(spec, Range):
-                values[p.name] = spec.max
+                values[p.name] = spec.min if pick is min else spec.max
             elif isinstance(spec, Choice):
                 numbers = [x for x in spec.values if not isinstance(x, (bool, str))]
-                values[p.name] = max(numbers) if numbers else spec.values[0]
+                values[p.name] = pick(numbers) if numbers else spec.values[0]
             else:
                 values[p.name] = spec
         return values
