@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import subprocess
+import shlex
 import sys
 from pathlib import Path
 
 from kreg.lab.config import import_paths, load_pipeline
-from kreg.lab.errors import ConfigError, DataError
+from kreg.lab.errors import ConfigError, DataError, ResumeError
+from kreg.lab.search.signals import SearchInterrupted, owning_signals
 
 EXIT_CONFIG = 2
+EXIT_FAILED = 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, "
                                              "else sqlite:///<project>/mlruns/mlflow.db)")
     tune.add_argument("--experiment", help="MLflow experiment (default: the pipeline's name)")
+    tune.add_argument("--resume", nargs="?", const=True, default=False, metavar="PARENT_RUN_ID",
+                      help="continue the latest unfinished search of this pipeline (or the search with this "
+                           "parent run id): finished trials are kept, an interrupted trial runs again")
 
     validate = sub.add_parser("validate", help="check a pipeline file and show its search space")
     validate.add_argument("pipeline")
@@ -38,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=5000)
     ui.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     ui.add_argument("--tracking-uri", help="store to show (default: the project's)")
+    ui.add_argument("--workers", type=int, default=1, help="server worker processes (default 1: a small machine)")
+    ui.add_argument("--allowed-hosts", help="Host headers MLflow accepts (default: MLflow's, loopback and "
+                                            "private addresses; '*' when --host is not loopback)")
     return parser
 
 
@@ -69,6 +76,16 @@ def _cmd_validate(args) -> int:
     return 0
 
 
+def _resume_command(args) -> str:
+    """This command line with ``--resume {}`` (the parent run id goes in the braces)."""
+    words = ["kreg", "tune", args.pipeline]
+    for flag in ("max_trials", "epochs", "seed", "tracking_uri", "experiment"):
+        if getattr(args, flag, None) is not None:
+            words += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+    return " ".join(shlex.quote(w).replace("{", "{{").replace("}", "}}") for w in words) + " --resume {}"
+
+
+@owning_signals  # from the start: Ctrl-C while TensorFlow imports ends as cleanly as during a trial
 def _cmd_tune(args) -> int:
     cfg = _load(args)  # a bad config exits before anything is imported or logged
     import mlflow  # noqa: F401  (configures its loggers on import; quiet them after)
@@ -80,7 +97,8 @@ def _cmd_tune(args) -> int:
 
     config_text = Path(args.pipeline).read_text()
     with import_paths(cfg.base, Path.cwd()):
-        summary = tune(**cfg.tune_kwargs(source=args.pipeline), reporter=RichReporter(), config_text=config_text)
+        summary = tune(**cfg.tune_kwargs(source=args.pipeline), reporter=RichReporter(), config_text=config_text,
+                       resume=args.resume, resume_command=_resume_command(args))
     return 0 if summary.status == "FINISHED" and summary.best is not None else 1
 
 
@@ -104,19 +122,11 @@ def _cmd_techniques(args) -> int:
 
 
 def _cmd_ui(args) -> int:
-    from kreg.lab.tracking.store import local_store_path, resolve_tracking_uri
+    from kreg.lab.tracking.store import check_tracking_uri, resolve_tracking_uri
+    from kreg.lab.ui import serve
 
-    uri = resolve_tracking_uri(args.tracking_uri)
-    store = local_store_path(uri)
-    if store is not None:
-        store.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-               "--host", args.host, "--port", str(args.port)]
-    print(f"MLflow UI on http://{args.host}:{args.port} over {uri} (Ctrl-C to stop)")
-    try:
-        return subprocess.call(command, env=os.environ.copy())
-    except KeyboardInterrupt:
-        return 0
+    uri = check_tracking_uri(resolve_tracking_uri(args.tracking_uri))
+    return serve(uri, args.host, args.port, workers=args.workers, allowed_hosts=args.allowed_hosts)
 
 
 def main(argv=None) -> int:
@@ -129,6 +139,20 @@ def main(argv=None) -> int:
     except DataError as exc:  # raised while loading data, before any run is created
         print(f"kreg: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except ResumeError as exc:  # nothing to resume, or not as asked: before any run changes
+        print(f"kreg: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except SearchInterrupted as exc:  # 128 + the signal; the search's own line was printed with its summary
+        if exc.summary is None:  # before the search's parent run existed: nothing to resume
+            print(f"kreg: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except Exception as exc:  # the store failing at the very start (later, the search summary says it)
+        from kreg.lab.tracking.mlflow import StoreError
+
+        if not isinstance(exc, StoreError):
+            raise
+        print(f"kreg: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
-"""The lab's two kinds of bad input, both raised before any MLflow run exists.
+"""The lab's kinds of bad input, all raised before any MLflow run is created or changed.
 
 ``ConfigError``: a setting (from YAML or from ``kreg.tune``'s arguments) is
 invalid. ``DataError``: the data cannot be used as asked (mismatched lengths,
-NaN inputs, labels that do not fit the task, a split too small). Both are
-``ValueError``s whose message names the field and the value; the CLI turns
-them into exit code 2.
+NaN inputs, labels that do not fit the task, a split too small).
+``ResumeError``: a search cannot be resumed (none to resume, it finished, it
+runs elsewhere, or the pipeline changed since: the message names what). All
+are ``ValueError``s whose message names the problem; the CLI turns them into
+exit code 2.
 """
 
 from __future__ import annotations
@@ -26,3 +28,7 @@ class ConfigError(ValueError):
 
 class DataError(ValueError):
     """The data cannot be used as asked: says what is wrong and where."""
+
+
+class ResumeError(ValueError):
+    """A search cannot be resumed as asked: says which search and why."""

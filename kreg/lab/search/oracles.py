@@ -5,19 +5,57 @@ default, off), so every gain is measured against it. ``max_active`` caps how
 many techniques one trial may combine: random proposals that break it are
 drawn again, and a Bayesian proposal that breaks it is replaced by a valid
 random one.
+
+Reproducible: keras-tuner's ``Oracle`` reads ``seed or random.randint(...)``,
+so seed 0 (every shipped pipeline) would draw a random seed and explore
+different trials each run. ``oracle_seed`` maps every kreg seed, 0 included,
+to a fixed non-zero keras-tuner seed (``seed + 1``), so the same pipeline and
+seed propose the same hyperparameters in the same order.
+
+Resumable: the oracle's state (``oracle.json`` and one ``trial.json`` per
+trial in the search's state directory) is written atomically, so a
+``kill -9`` mid-write leaves the previous version rather than half a file.
+Two pieces keras-tuner keeps in memory only are saved and restored too: the
+Bayesian oracle's NumPy random state (the starting points of its
+acquisition search; without it a resumed search's proposals would differ
+from an uninterrupted one's), and the grid's enumeration position
+(``GridOracle``). A resumed oracle proposes what it would have proposed
+had it never stopped (``tests/test_resilience.py``).
 """
 
 from __future__ import annotations
 
+import functools
+import json
+import os
+
 import keras_tuner as kt
+import numpy as np
 
 
 _MAX_DRAWS = 200
 _TUNER_KEYS = ("tuner/epochs", "tuner/initial_epoch", "tuner/bracket", "tuner/round", "tuner/trial_id")
 
 
+def oracle_seed(seed: int) -> int:
+    """keras-tuner's seed for kreg's ``seed``: never 0, which keras-tuner reads as "draw a random seed"."""
+    return int(seed) % (2**31 - 2) + 1
+
+
+def _write_json(path: str, state) -> None:
+    """Writes ``state`` to ``path`` atomically (a temporary file renamed over it).
+
+    Enough for a killed process (the page cache survives it); no fsync, which
+    would cost every trial several disk flushes for the power-loss case.
+    """
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as handle:
+        json.dump(state, handle)
+    os.replace(tmp, path)
+
+
 class _KregOracleMixin:
-    """Baseline first, then only combinations within ``max_active``."""
+    """Baseline first, then only combinations within ``max_active``; state saved atomically."""
 
     def _kreg_setup(self, space):
         self._kreg_space = space
@@ -56,6 +94,28 @@ class _KregOracleMixin:
             response = {"status": response["status"], "values": {**replacement, **tuner_values}}
         return response
 
+    # ------------------------------------------------------------- state
+    def save(self):
+        _write_json(self._get_oracle_fname(), self.get_state())
+
+    def _save_trial(self, trial):
+        _write_json(os.path.join(self._get_trial_dir(trial.trial_id), "trial.json"), trial.get_state())
+
+    def get_state(self):
+        state = super().get_state()
+        random_state = getattr(self, "_random_state", None)  # the Bayesian oracle's
+        if isinstance(random_state, np.random.RandomState):
+            name, keys, pos, has_gauss, cached = random_state.get_state()
+            state["kreg_random_state"] = [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
+        return state
+
+    def set_state(self, state):
+        super().set_state(state)
+        saved = state.get("kreg_random_state")
+        if saved is not None and isinstance(getattr(self, "_random_state", None), np.random.RandomState):
+            name, keys, pos, has_gauss, cached = saved
+            self._random_state.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+
 
 class RandomOracle(_KregOracleMixin, kt.oracles.RandomSearchOracle):
     pass
@@ -70,17 +130,49 @@ class HyperbandOracle(_KregOracleMixin, kt.oracles.HyperbandOracle):
 
 
 class GridOracle(_KregOracleMixin, kt.oracles.GridSearchOracle):
-    """Grid search already starts from the defaults, i.e. the baseline."""
+    """Grid search already starts from the defaults, i.e. the baseline.
+
+    keras-tuner's grid keeps its position in memory only (the trials ordered
+    by their values, and the ended trials whose successor is still to be
+    proposed), so a reloaded ``GridSearchOracle`` proposes nothing. On
+    reload this oracle rebuilds both from the saved trials, as its own
+    ``populate_space`` would have left them: the enumeration goes on where it
+    stopped, and an interrupted trial (ongoing when saved) runs again first.
+    """
+
+    def set_state(self, state):
+        super().set_state(state)
+        self._rebuild_position()
+
+    def _rebuild_position(self):
+        from keras_tuner.src.tuners.gridsearch import LinkedList
+
+        def order(a, b):
+            return self._compare(self.trials[a].hyperparameters.values, self.trials[b].hyperparameters.values)
+
+        self._ordered_ids = LinkedList()
+        for trial_id in sorted(self.start_order, key=functools.cmp_to_key(order)):
+            self._ordered_ids.insert(trial_id)  # appended: the list is in value order
+        self._populate_next = []
+        for trial_id in self.end_order:
+            values = self._get_next_combination(self.trials[trial_id].hyperparameters.values)
+            if values is None:
+                continue
+            next_id = self._ordered_ids.next(trial_id)
+            if next_id is not None and self._compare(values, self.trials[next_id].hyperparameters.values) >= 0:
+                continue  # its successor was proposed already
+            self._populate_next.append(trial_id)
 
 
 def make_oracle(settings, space, objective, hyperparameters, *, seed: int, max_epochs: int):
     """The oracle for ``settings.tuner`` over the declared ``hyperparameters``.
 
-    ``objective`` has the logged metric's ``name`` and ``direction``.
+    ``objective`` has the logged metric's ``name`` and ``direction``; ``seed``
+    is kreg's (0 included), mapped by ``oracle_seed``.
     """
     common = dict(
         objective=kt.Objective(objective.name, direction=objective.direction),
-        seed=seed,
+        seed=oracle_seed(seed),
         hyperparameters=hyperparameters,
         tune_new_entries=False,
         allow_new_entries=False,

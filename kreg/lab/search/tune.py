@@ -7,12 +7,20 @@ are built once, so a technique that does not fit the model fails now with
 a clear message instead of as a failed trial. Then a failed trial is
 recorded and the search goes on; whatever happens, the parent run is closed
 with everything logged so far and the summary of the trials that ran.
+
+A search owns its signals (``signals``): SIGINT, SIGTERM and SIGHUP stop it
+within a training batch, the running trial's run and the parent end KILLED
+with what was done, and ``SearchInterrupted`` carries one line saying how to
+resume. ``resume=True`` / ``resume="<parent run id>"`` continues an
+unfinished search in its own parent run (``resume``): finished trials are
+read back, not rerun, and an interrupted trial runs again.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -21,6 +29,7 @@ from typing import Any
 import yaml
 
 from kreg.lab.errors import ConfigError
+from kreg.lab.search import signals
 from kreg.lab.search.settings import Monitor, SearchSettings, Training, build
 from kreg.lab.search.space import SearchSpace
 from kreg.lab.tracking.records import COMPLETED, TrialRecord, markdown_table
@@ -58,6 +67,12 @@ class Search:
     def penalty(self) -> float | None:
         """The gap penalty when the objective is gap-penalized, else None (not logged)."""
         return self.settings.gap_penalty if self.settings.objective == "gap_penalized" else None
+
+    @property
+    def penalty_metric(self) -> str:
+        """The figure the gap penalty compares: the task's data loss (``nll``, ``mse``), not Keras'
+        ``loss``, which includes the weight penalties; ``loss`` when the user compiles their own metrics."""
+        return self.task.data_loss if self.metrics is None else "loss"
 
 
 @dataclasses.dataclass
@@ -103,7 +118,7 @@ class SearchSummary:
 
 def pick_best(records, objective: Objective) -> TrialRecord | None:
     """Best completed trial by the validation objective (never by test)."""
-    done = [r for r in records if r.status == COMPLETED and r.objective is not None]
+    done = [r for r in records if r.status == COMPLETED and r.objective is not None and math.isfinite(r.objective)]
     if not done:
         return None
     sign = 1 if objective.direction == "max" else -1
@@ -171,13 +186,18 @@ def resolve_objective(objective: str | None, task, field: str = "objective") -> 
     return Objective(objective, task.direction(objective))
 
 
-def _preflight(search: Search) -> None:
-    """Builds the baseline and the largest plan of the space once: misfits fail here, before any run."""
+def _preflight(search: Search) -> str | None:
+    """Builds the baseline and the largest plan of the space once: misfits fail here, before any run.
+
+    Returns a digest of the baseline model's structure (part of what a resume must match).
+    """
     import keras
 
     from kreg.lab.plan import RegularizationPlan
+    from kreg.lab.search.spec import model_structure
 
     settings = search.training.settings()
+    structures = []
     for label, plan in (("the baseline", RegularizationPlan(**settings)),
                         ("the largest plan of the space", search.space.largest_plan(settings))):
         try:
@@ -189,12 +209,14 @@ def _preflight(search: Search) -> None:
                 from None
         search.model.check_output(built, search.task, search.splits.spec)
         _check_head(search, built.output_activation)
+        structures.append(model_structure(built.model))
         keras.backend.clear_session()
+    return structures[0]
 
 
 def _check_head(search: Search, activation: str) -> None:
     """Techniques that need a softmax-or-logits head (soft labels over every class) refuse a sigmoid one."""
-    if activation != "sigmoid":
+    if activation not in ("sigmoid", "binary_logit"):
         return
     for name in ("augment_mixup", "augment_cutmix", "confidence_penalty"):
         if name in search.space.names:
@@ -202,6 +224,7 @@ def _check_head(search: Search, activation: str) -> None:
                               f"{name} needs a distribution over the classes, the model ends in one sigmoid unit")
 
 
+@signals.owning_signals
 def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_active: int | None = None,
          epochs: int = 30, batch_size: int = 64, learning_rate: float = 1e-3, optimizer: str = "adam",
          tuner: str = "bayesian", max_trials: int = 10, objective: str | None = None, gap_penalty: float = 1.0,
@@ -210,7 +233,7 @@ def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_activ
          train_eval_samples: int | None = 500, seed: int = 0, name: str | None = None,
          experiment: str | None = None, tracking_uri: str | None = None, verbose: int = 1, reporter=None,
          config: dict | None = None, config_text: str | None = None, source: str | None = None,
-         **data_options) -> SearchSummary:
+         resume: bool | str = False, resume_command: str | None = None, **data_options) -> SearchSummary:
     """Searches which regularization ``model`` needs on ``data``, and logs every trial to MLflow.
 
     Args:
@@ -237,8 +260,10 @@ def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_activ
         tuner: ``"random"``, ``"bayesian"``, ``"hyperband"`` or ``"grid"``.
         max_trials: Trials, the baseline (trial 0) included.
         objective: ``val_<metric>`` of the task or ``"gap_penalized"``
-            (``val_loss + gap_penalty * max(0, gap_loss)``). Default:
-            ``val_accuracy`` (classification), ``val_loss`` (regression).
+            (``val_m + gap_penalty * max(0, val_m - train_m)`` with ``m`` the
+            data loss: ``nll`` or ``mse``, free of weight penalties). Default:
+            ``val_accuracy`` (classification), ``val_mse`` (regression; Keras'
+            ``val_loss`` includes the weight penalties, so it would favour weak ones).
         task: ``"classification"``, ``"regression"`` or a ``kreg.lab.task``
             object. Default: inferred from the labels.
         loss, metrics: Your own loss and metrics instead of the task's (then
@@ -253,6 +278,20 @@ def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_activ
             trial, the baseline-vs-best table); 0 is silent.
         reporter: A progress reporter of your own instead (the methods of
             ``kreg.lab.trial.runner.NullReporter``).
+        resume: ``True`` continues the latest unfinished (interrupted,
+            failed or killed) search of this name in this experiment; a parent
+            run id continues that one. Its finished trials are not rerun, an
+            interrupted trial runs again, and the summary covers them all. A
+            search whose settings, space, data or model changed since is
+            refused (``kreg.lab.errors.ResumeError`` naming the change).
+        resume_command: How to resume, shown when a signal stops the search
+            (``{}`` is the parent run id; the CLI passes its command line).
+
+    Signals: called from the main thread, the search owns SIGINT, SIGTERM and
+    SIGHUP while it runs; one of them stops it cleanly (the running trial's
+    run and the parent end KILLED, the summary of the finished trials is
+    written) and raises ``kreg.lab.search.signals.SearchInterrupted`` (a
+    ``KeyboardInterrupt``) with ``.summary`` and the line to resume.
 
     Returns:
         A ``SearchSummary``: ``.best``, ``.baseline``, ``.records`` (each
@@ -266,6 +305,7 @@ def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_activ
     """
     from kreg.lab.data import resolve_data
     from kreg.lab.models.source import ModelSource
+    from kreg.lab.tracking.store import check_tracking_uri, resolve_tracking_uri
 
     field = "search" if source else None  # YAML names its sections; Python its arguments
     training = build(Training, dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
@@ -283,7 +323,11 @@ def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_activ
                                            or not isinstance(train_eval_samples, int) or train_eval_samples < 1):
         raise ConfigError("train_eval_samples", train_eval_samples, "a positive integer or None (all)")
     source_model = ModelSource(model, model_args)
-    splits = resolve_data(data, seed=seed, task=task, **data_options)
+    # The store is checked before the data loads: a bad or unreachable one fails in seconds, not after.
+    tracking_uri = check_tracking_uri(resolve_tracking_uri(tracking_uri))
+    if task is not None:  # a task given in the data's own options (YAML data.task) must not be overridden by None
+        data_options["task"] = task
+    splits = resolve_data(data, seed=seed, **data_options)
     the_task = splits.spec.task
     space.check(tuner=settings.tuner, modality=splits.spec.modality, task=the_task.kind,
                 builtin_model=source_model.builtin, field=field, source=source)
@@ -297,6 +341,11 @@ def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_activ
                                   "(kreg cannot smooth or penalize a loss it does not build)")
     the_objective = resolve_objective(settings.objective, the_task,
                                       field="search.objective" if source else "objective")
+    if metrics is not None and the_objective.name != "val_penalized_loss":
+        compiled = {"loss", *(m if isinstance(m, str) else getattr(m, "name", "") for m in metrics)}
+        if the_objective.name.removeprefix("val_") not in compiled:
+            raise ConfigError("objective", the_objective.name, "the validation figure of a metric you compile: "
+                              + ", ".join(f"val_{m}" for m in sorted(compiled)))
     name = name or f"{source_model.short_name()}_{splits.spec.dataset or 'data'}".replace(":", "_")
     search = Search(
         name=name, seed=seed, model=source_model, splits=splits, task=the_task, space=space,
@@ -304,7 +353,9 @@ def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_activ
         train_eval_samples=train_eval_samples, loss=loss, metrics=metrics,
         experiment=experiment or name, tracking_uri=tracking_uri,
     )
-    _preflight(search)
+    if not (isinstance(resume, bool) or (isinstance(resume, str) and resume.strip())):
+        raise ConfigError("resume", resume, "True, False or a parent run id")
+    structure = _preflight(search)
     if config is None:
         config = {
             "name": name, "seed": seed, "model": source_model.describe(), "data": splits.describe(),
@@ -321,47 +372,61 @@ def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_activ
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # its INFO lines drown the progress
         reporter = RichReporter()
     return run_search(search, reporter=reporter, config=config,
-                      config_text=config_text or yaml.safe_dump(config, sort_keys=False))
+                      config_text=config_text or yaml.safe_dump(config, sort_keys=False),
+                      resume=resume, resume_command=resume_command, structure=structure)
 
 
-def run_search(search: Search, *, reporter=None, config: dict, config_text: str) -> SearchSummary:
-    """Runs a resolved search: the parent run, the oracle and tuner, every trial, the summary."""
-    import keras_tuner as kt
+def _one_line(exc: Exception, settings) -> str:
+    """What stopped a search, in one line: the store, or too many failed trials, or the error itself."""
+    from kreg.lab.tracking.mlflow import StoreError
 
-    from kreg.lab.search.oracles import make_oracle
-    from kreg.lab.search.space import plan_from_hp
-    from kreg.lab.search.tuner import KregTuner
-    from kreg.lab.tracking.mlflow import SearchTracker
+    cause = exc
+    while cause is not None:
+        if isinstance(cause, StoreError):
+            return str(cause)
+        cause = cause.__cause__ or cause.__context__
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "consecutive failures" in text:  # keras-tuner appends the last trial's whole traceback
+        return f"stopped after {settings.max_consecutive_failed_trials} failed trials in a row"
+    return f"{type(exc).__name__}: {text}"
+
+
+def _interrupted_line(exc, search: Search, done: int, parent_id: str, resume_command: str | None) -> str:
+    """``interrupted by SIGTERM after 3 of 20 trials; resume with: ...``"""
+    how = (resume_command.format(parent_id) if resume_command
+           else f'kreg.tune(..., resume="{parent_id}") with the same arguments')
+    return f"interrupted by {exc.name} after {done} of {search.settings.max_trials} trials; resume with: {how}"
+
+
+@signals.deferring
+def run_search(search: Search, *, reporter=None, config: dict, config_text: str, resume=False,
+               resume_command: str | None = None, structure: str | None = None) -> SearchSummary:
+    """Runs a resolved search: the parent run (new or resumed), the oracle and tuner, every trial, the summary.
+
+    Signals are deferred to safe points here (``signals``): after a training batch, between trials.
+    """
+    from kreg.lab.search.resume import open_session
+    from kreg.lab.tracking.mlflow import SearchTracker, StoreError
     from kreg.lab.trial.runner import NullReporter, TrialRunner
 
     reporter = reporter or NullReporter()
     start = time.perf_counter()
-    hyperparameters = kt.HyperParameters()
-    plan_from_hp(hyperparameters, search.space, search.training.settings())
-
     tracker = SearchTracker(search.tracking_uri, search.experiment)
-    parent_id = tracker.start_search(search.name, config, config_text)
-    artifact_dir = tracker.parent_artifact_dir()
-    scratch = None
-    if artifact_dir is not None:
-        workdir = artifact_dir.parent / "tuner"  # beside the run's artifacts, not among them
-    else:
-        scratch = tempfile.TemporaryDirectory()
-        workdir = Path(scratch.name)
-
+    session = open_session(search, tracker, config=config, config_text=config_text, structure=structure,
+                           resume=resume)
+    parent_id = session.parent_id
     runner = TrialRunner(search, tracker, reporter)
-    oracle = make_oracle(search.settings, search.space, search.objective, hyperparameters, seed=search.seed,
-                         max_epochs=search.training.epochs)
-    tuner = KregTuner(oracle, runner, directory=str(workdir))
     reporter.search_started(search, search.settings.max_trials)
-    status, error = "FINISHED", ""
+    status, error, interrupted = "FINISHED", "", None
     try:
+        tuner = session.tuner(search, runner)  # a resume: the oracle and the finished trials reloaded
         tuner.search(verbose=0)  # kreg reports progress itself
-    except KeyboardInterrupt:
-        status, error = "KILLED", "interrupted by the user"
+    except signals.SearchInterrupted as exc:
+        status, interrupted = "KILLED", exc
+        error = exc.message = _interrupted_line(exc, search, len(runner.records), parent_id, resume_command)
         raise
     except Exception as exc:  # e.g. keras-tuner's limit on consecutive failed trials
-        status, error = "FAILED", f"{type(exc).__name__}: {exc}"
+        status, error = "FAILED", _one_line(exc, search.settings)
     finally:
         for problem in runner.wait():
             error = f"{error}; {problem}" if error else problem
@@ -371,7 +436,7 @@ def run_search(search: Search, *, reporter=None, config: dict, config_text: str)
             tracking_uri=tracker.tracking_uri, records=records,
             baseline=records[0] if records else None,
             best=pick_best(records, search.objective),
-            duration_s=time.perf_counter() - start, status=status, error=error,
+            duration_s=session.previous_duration_s + time.perf_counter() - start, status=status, error=error,
             experiment_id=tracker.experiment_id, metric=search.task.primary,
             higher_is_better=search.task.higher_is_better(search.task.primary),
         )
@@ -380,9 +445,13 @@ def run_search(search: Search, *, reporter=None, config: dict, config_text: str)
             tags["kreg.task"] = search.task.describe()
             if error:
                 tags["kreg.error"] = error[:5000]
-            tracker.end_search(_parent_metrics(summary, search.task), _summary_artifacts(summary, Path(tmp)),
-                               status=status, tags=tags)
-        if scratch is not None:
-            scratch.cleanup()
+            try:
+                tracker.end_search(_parent_metrics(summary, search.task), _summary_artifacts(summary, Path(tmp)),
+                                   status=status, tags=tags)
+            except StoreError as exc:  # the store is gone: the console summary below is all there is
+                summary.error = f"{summary.error}; the summary was not written ({exc})" if summary.error else str(exc)
+        session.release()
+        if interrupted is not None:
+            interrupted.summary = summary
         reporter.search_ended(summary)
     return summary

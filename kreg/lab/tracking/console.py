@@ -42,6 +42,13 @@ class RichReporter:
         self.progress.start()
         self.search_task = self.progress.add_task("search", total=total)
 
+    def search_resumed(self, parent_run_id, records, rerun):
+        again = f"; trial {', '.join(rerun)} runs again (interrupted)" if rerun else ""
+        self.console.print(f"resuming search {parent_run_id}: {len(records)} of {self.total} trials done{again}",
+                           highlight=False)
+        if self.progress is not None:
+            self.progress.update(self.search_task, completed=len(records))
+
     def trial_started(self, index, trial_id, plan, epochs):
         if self.progress is None:
             return

@@ -3,20 +3,25 @@
 Contract (other code and users rely on these names):
 
 - parent run: tag ``kreg.pipeline``; the pipeline config as params and as an
-  artifact; at the end ``best_trial_id``, the best trial's test metrics
-  (``best_test_*``), ``baseline_test_<metric>``, ``gain_test_<metric>``, the
-  table of all trials (CSV and markdown) and the validation-vs-gap plot.
+  artifact; what a resume checks (tag ``kreg.search_fingerprint``, artifact
+  ``search_spec.json``, see ``kreg.lab.search.spec``); at the end
+  ``best_trial_id``, the best trial's test metrics (``best_test_*``),
+  ``baseline_test_<metric>``, ``gain_test_<metric>``, the table of all
+  trials (CSV and markdown) and the validation-vs-gap plot.
 - child run per trial: tags ``kreg.trial_id``, ``kreg.trial_status``
-  (COMPLETED / FAILED) and ``mlflow.parentRunId``; params: every
+  (COMPLETED / FAILED / KILLED) and ``mlflow.parentRunId``; params: every
   hyperparameter (``hp.*``) and the plan, flattened (``plan.*``); per epoch
   (step = epoch, from 1) Keras' logs plus ``train_*`` and ``gap_*``, written
   in batches (see ``TrialRun``); at the end ``test_*``, ``test_gap_*``, ``epochs_run``,
-  ``best_epoch``, ``best_val_*`` and the artifacts (learning curves, plan).
+  ``best_epoch``, ``best_val_*`` and the artifacts (learning curves, plan,
+  ``trial.json``: the trial's record, read back by a resumed search).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import math
 import tempfile
 import time
@@ -25,7 +30,7 @@ from pathlib import Path
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from kreg.lab.tracking.store import artifact_root_for, local_store_path, resolve_tracking_uri
+from kreg.lab.tracking.store import artifact_root_for, file_lock, local_store_path, resolve_tracking_uri
 
 _EXPERIMENT_KIND = "mlflow.experimentKind"
 _PARAM_BATCH = 100  # MLflow's limit of params per log_batch
@@ -66,6 +71,49 @@ def _finite_metrics(values: dict, step: int, ts: int) -> list[Metric]:
         if math.isfinite(value):
             out.append(Metric(key, value, ts, step))
     return out
+
+
+class StoreError(RuntimeError):
+    """The MLflow store stopped accepting writes (read-only, locked, disk full, server gone).
+
+    Not a failed trial: the search stops, with one message and the console
+    summary of what ran; what was already logged stays as it was.
+    """
+
+    def __init__(self, uri: str, cause: BaseException):
+        first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        # SQLAlchemy prefixes the driver's message with the exception class in brackets.
+        first = first.split("] ", 1)[-1] if first.startswith("(") else first
+        super().__init__(f"the MLflow store {uri} cannot be written: {first[:300]}")
+        self.uri, self.cause = uri, cause
+
+
+class _GuardedClient:
+    """``MlflowClient`` whose every call turns a store failure into a ``StoreError``.
+
+    MLflow's sqlite store also logs each database error with its whole
+    traceback before raising it; the ``StoreError`` says it in one line, so
+    that logger is kept to critical messages.
+    """
+
+    def __init__(self, client: MlflowClient, uri: str):
+        self._client, self._uri = client, uri
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+
+    def __getattr__(self, name):
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        def guarded(*args, **kwargs):
+            try:
+                return attr(*args, **kwargs)
+            except StoreError:
+                raise
+            except Exception as exc:  # sqlite/SQLAlchemy, OSError (disk full), MlflowException, HTTP
+                raise StoreError(self._uri, exc) from exc
+
+        return guarded
 
 
 class TrialRun:
@@ -113,7 +161,8 @@ class TrialRun:
         if reason:
             tags.append(RunTag("kreg.failure_reason", reason[:5000]))
         self.client.log_batch(self.run_id, tags=tags)
-        self.client.set_terminated(self.run_id, "FINISHED" if status == "COMPLETED" else "FAILED")
+        # COMPLETED -> FINISHED; KILLED (a signal) stays KILLED; FAILED -> FAILED.
+        self.client.set_terminated(self.run_id, {"COMPLETED": "FINISHED", "KILLED": "KILLED"}.get(status, "FAILED"))
 
 
 class SearchTracker:
@@ -122,20 +171,27 @@ class SearchTracker:
     def __init__(self, tracking_uri: str | None, experiment: str):
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
         store = local_store_path(self.tracking_uri)
-        if store is not None:
-            store.mkdir(parents=True, exist_ok=True)
-        self.client = MlflowClient(tracking_uri=self.tracking_uri)
-        found = self.client.get_experiment_by_name(experiment)
-        if found is None:
-            self.experiment_id = self.client.create_experiment(
-                experiment, artifact_location=artifact_root_for(self.tracking_uri)
-            )
-        else:
-            self.experiment_id = found.experiment_id
-        if found is None or _EXPERIMENT_KIND not in found.tags:
-            # MLflow 3's UI opens an untagged experiment on its GenAI (traces)
-            # overview; this tag makes it open on the runs table.
-            self.client.set_experiment_tag(self.experiment_id, _EXPERIMENT_KIND, "custom_model_development")
+        # A local store is created (tables, experiment) by one process at a time: two searches started
+        # together on a fresh store would otherwise both run MLflow's migrations or create the experiment.
+        lock = file_lock(store) if store is not None else contextlib.nullcontext()
+        with lock:
+            self.client = _GuardedClient(MlflowClient(tracking_uri=self.tracking_uri), self.tracking_uri)
+            found = self.client.get_experiment_by_name(experiment)
+            if found is None:
+                try:
+                    self.experiment_id = self.client.create_experiment(
+                        experiment, artifact_location=artifact_root_for(self.tracking_uri))
+                except StoreError:  # created meanwhile by another process (a remote server: no lock)
+                    found = self.client.get_experiment_by_name(experiment)
+                    if found is None:
+                        raise
+                    self.experiment_id = found.experiment_id
+            else:
+                self.experiment_id = found.experiment_id
+            if found is None or _EXPERIMENT_KIND not in found.tags:
+                # MLflow 3's UI opens an untagged experiment on its GenAI (traces)
+                # overview; this tag makes it open on the runs table.
+                self.client.set_experiment_tag(self.experiment_id, _EXPERIMENT_KIND, "custom_model_development")
         self.experiment = experiment
         self.parent_id: str | None = None
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 from typing import Any
 
 COMPLETED = "COMPLETED"
 FAILED = "FAILED"
+KILLED = "KILLED"  # stopped by a signal (or found RUNNING after a kill -9): runs again on resume
 
 
 @dataclasses.dataclass
@@ -22,6 +25,24 @@ class TrialRecord:
     duration_s: float = 0.0
     run_id: str | None = None
     placements: dict = dataclasses.field(default_factory=dict)  # technique -> layers it went into
+
+    def to_json(self) -> str:
+        """The finished trial as JSON (artifact ``trial.json``): what a resumed search reads back."""
+        data = {
+            "trial_id": self.trial_id, "status": self.status,
+            "plan": self.plan.to_dict() if self.plan is not None else None,
+            "hp_values": self.hp_values, "metrics": self.metrics, "objective": self.objective,
+            "reason": self.reason, "duration_s": self.duration_s, "placements": self.placements,
+        }
+        return json.dumps(data, indent=1, sort_keys=True, default=_plain)
+
+    @classmethod
+    def from_json(cls, text: str, run_id: str | None = None) -> "TrialRecord":
+        from kreg.lab.plan import RegularizationPlan
+
+        data = json.loads(text)
+        plan = data.pop("plan", None)
+        return cls(**data, plan=RegularizationPlan.from_dict(plan) if plan is not None else None, run_id=run_id)
 
     def row(self, metric: str = "accuracy") -> dict:
         """One line of the search's summary table (``metric``: the task's headline metric)."""
@@ -42,6 +63,14 @@ class TrialRecord:
             "duration_s": round(self.duration_s, 2),
             "reason": self.reason,
         }
+
+
+def _plain(value):
+    """NumPy scalars and other stragglers as JSON values."""
+    if hasattr(value, "item"):
+        value = value.item()
+        return None if isinstance(value, float) and not math.isfinite(value) else value
+    return str(value)
 
 
 def markdown_table(rows: list[dict]) -> str:

@@ -3,6 +3,17 @@
 A failed trial (a diverging loss, an error in training) is recorded FAILED
 with its reason and the search goes on. Plots, artifacts and closing a run
 happen on a worker thread while the next trial trains; ``wait`` joins them.
+
+A trial is *committed* before keras-tuner hears of its result: its
+``trial.json`` (the record a resumed search reads back), ``plan.json``,
+final figures and then the tag ``kreg.trial_status`` COMPLETED/FAILED are
+written from the main thread. A resume trusts that tag: a run that has it
+is a finished trial (never rerun), one without it was interrupted.
+
+A signal (``SearchInterrupted``, see ``kreg.lab.search.signals``) stops a
+trial after a training batch: the trial is not recorded as failed; its
+buffered epochs are written, its run ends KILLED (tag ``kreg.trial_status``
+KILLED) and the exception goes on to end the search.
 """
 
 from __future__ import annotations
@@ -17,8 +28,10 @@ from pathlib import Path
 import keras
 import keras_tuner as kt
 
+from kreg.lab.search import signals
 from kreg.lab.tracking import plots
-from kreg.lab.tracking.records import COMPLETED, FAILED, TrialRecord
+from kreg.lab.tracking.mlflow import StoreError
+from kreg.lab.tracking.records import COMPLETED, FAILED, KILLED, TrialRecord
 from kreg.lab.trial import ensemble, measure
 from kreg.lab.trial.fit import Diverged, fit_plan
 
@@ -27,12 +40,19 @@ _FINAL_PREFIXES = ("test_", "best_", "kept_", "epochs_run", "best_epoch", "kept_
 
 
 class _EpochReporter(keras.callbacks.Callback):
-    """Sends each epoch's logs (with the gap already added) to MLflow and the reporter."""
+    """Sends each epoch's logs (with the gap already added) to MLflow and the reporter.
+
+    After every training batch it is also where a signal stops the trial
+    (``signals.checkpoint``): between two batches, never inside a write.
+    """
 
     def __init__(self, run, reporter, trial_index, epochs):
         super().__init__()
         self.run, self.reporter = run, reporter
         self.trial_index, self.epochs = trial_index, epochs
+
+    def on_train_batch_end(self, batch, logs=None):
+        signals.checkpoint()
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
@@ -46,6 +66,9 @@ class NullReporter:
 
     def search_started(self, search, total):
         pass
+
+    def search_resumed(self, parent_run_id, records, rerun):
+        """A resumed search: ``records`` finished before, ``rerun`` the trial ids that run again."""
 
     def trial_started(self, index, trial_id, plan, epochs):
         pass
@@ -63,10 +86,11 @@ class NullReporter:
 class TrialRunner:
     """Runs the trials of one search over its fixed data splits."""
 
-    def __init__(self, search, tracker=None, reporter=None):
+    def __init__(self, search, tracker=None, reporter=None, records=()):
         self.search, self.tracker = search, tracker
         self.reporter = reporter or NullReporter()
-        self.records: list[TrialRecord] = []
+        self.records: list[TrialRecord] = list(records)  # a resumed search starts with its finished trials
+        self.interrupted: list[TrialRecord] = []
         self.train_sample = search.splits.train_sample(search.train_eval_samples)
         self._finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kreg-finish")
         self._finishing: list = []
@@ -74,6 +98,7 @@ class TrialRunner:
     def run(self, trial_id: str, hp_values: dict, plan, epochs: int | None = None) -> TrialRecord:
         """Trains one plan; records it; raises ``kt.errors.FailedTrialError`` on failure."""
         search = self.search
+        signals.checkpoint()  # a signal noted since the last trial stops the search before this one
         epochs = epochs or search.training.epochs
         index = len(self.records)
         record = TrialRecord(trial_id=trial_id, plan=plan, hp_values=dict(hp_values))
@@ -85,13 +110,20 @@ class TrialRunner:
         record.run_id = run.run_id if run else None
         start = time.perf_counter()
         try:
-            self._train(record, plan, run, index, epochs)
+            self._train(record, plan, run, index, epochs)  # a signal lands after a batch (_EpochReporter)
             record.status = COMPLETED
+        except signals.SearchInterrupted as exc:
+            self._interrupted(record, run, exc, time.perf_counter() - start)
+            raise
+        except StoreError:  # not the trial's fault: the search stops (run_search says why)
+            record.status, record.reason = FAILED, "the MLflow store stopped accepting writes"
+            raise
         except Exception as exc:  # a failed trial never stops the search by itself
             record.status = FAILED
             record.reason = f"{type(exc).__name__}: {exc}" if isinstance(exc, Diverged) else traceback.format_exc(limit=4)
         record.duration_s = time.perf_counter() - start
         if run is not None:
+            self._commit(record, run)
             self._finishing.append((record, self._finisher.submit(self._finish_run, record, run)))
         self.reporter.trial_ended(index, record)
         if record.status == FAILED:
@@ -138,19 +170,46 @@ class TrialRunner:
         self._finishing = []
         return errors
 
-    def _finish_run(self, record: TrialRecord, run) -> None:
-        # Final figures go under their own names (kept_/test_ etc.) at step
-        # epochs_run, so the per-epoch curves stay intact.
-        final = {k: v for k, v in record.metrics.items() if k.startswith(_FINAL_PREFIXES)}
-        final["duration_s"] = record.duration_s
-        run.log_metrics(final, step=int(record.metrics.get("epochs_run", 0)))
+    def _interrupted(self, record: TrialRecord, run, exc, duration_s: float) -> None:
+        """The trial a signal stopped: out of the records, its epochs written, its run KILLED."""
+        record.status, record.duration_s = KILLED, duration_s
+        record.reason = f"interrupted by {exc.name}"
+        self.records.remove(record)
+        self.interrupted.append(record)
+        if run is not None:
+            try:
+                run.set_tags({"kreg.interrupted_by": exc.name})
+                run.finish(KILLED)  # writes the buffered epochs first
+            except Exception:  # the store failing now must not hide the interruption; resume closes the run
+                pass
+
+    def _commit(self, record: TrialRecord, run) -> None:
+        """Writes the trial's result; the status tag last (what a resume trusts)."""
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
+            (tmp / "trial.json").write_text(record.to_json())
             (tmp / "plan.json").write_text(record.plan.to_json())
+            run.log_artifact(tmp / "trial.json")
             run.log_artifact(tmp / "plan.json")
             if record.placements:
                 (tmp / "placements.json").write_text(json.dumps(record.placements, indent=2, sort_keys=True))
                 run.log_artifact(tmp / "placements.json")
+        # Final figures go under their own names (kept_/test_ etc.) at step
+        # epochs_run, so the per-epoch curves stay intact.
+        final = {k: v for k, v in record.metrics.items() if k.startswith(_FINAL_PREFIXES)}
+        # The figures of the weights the trial kept (the restored epoch, SWA's average, the ensemble)
+        # under their own names: the per-epoch curves keep theirs.
+        final.update({f"kept_{k}": v for k, v in record.metrics.items() if k.startswith(("train_", "val_", "gap_"))})
+        final["duration_s"] = record.duration_s
+        run.log_metrics(final, step=int(record.metrics.get("epochs_run", 0)))
+        tags = {"kreg.trial_status": record.status}
+        if record.reason:
+            tags["kreg.failure_reason"] = record.reason
+        run.set_tags(tags)
+
+    def _finish_run(self, record: TrialRecord, run) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
             if record.history.get("loss"):
                 plots.learning_curves(
                     record.history, tmp / "learning_curves.png", metric=self.search.task.primary,
