@@ -251,6 +251,27 @@ def test_resume_with_nothing_to_resume_is_refused(tmp_path):
                   tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
 
 
+def test_signal_guard_defers_to_checkpoints_and_restores_handlers(capfd):
+    from kreg.lab.search import signals
+
+    previous = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(signals.SearchInterrupted) as caught:
+        with signals.owned_signals() as guard:
+            with signals.deferred():
+                os.kill(os.getpid(), signal.SIGTERM)  # noted only: a search is never stopped mid-write
+                time.sleep(0.05)
+                assert guard.signum == signal.SIGTERM
+                with pytest.raises(signals.SearchInterrupted) as first:
+                    signals.checkpoint()
+                assert first.value.exit_code == 143 and first.value.name == "SIGTERM"
+                os.kill(os.getpid(), signal.SIGTERM)  # a second one while closing: ignored, said on stderr
+                time.sleep(0.05)
+            raise AssertionError("leaving the deferred block raises the noted signal")  # pragma: no cover
+    assert caught.value.signum == signal.SIGTERM and guard.extra == 1
+    assert "SIGTERM received while closing the runs" in capfd.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is previous
+
+
 # --------------------------------------------------------------- oracles
 ORACLE_CFG = {
     "name": "o", "seed": 0, "data": {"dataset": "wine"}, "model": {"type": "mlp"},
