@@ -1,0 +1,189 @@
+"""What long jobs meet: bad stores, two searches at once, a store that stops taking writes, all trials failing, kreg ui."""
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from kreg.lab.cli import main
+
+PIPELINE = {
+    "name": "faults",
+    "seed": 0,
+    "data": {"dataset": "wine", "train_eval_samples": 50},
+    "model": {"type": "mlp", "width": 8, "depth": 1},
+    "training": {"epochs": 2, "batch_size": 16, "learning_rate": 0.01},
+    "search": {"tuner": "random", "max_trials": 1, "techniques": {"dropout": {"min": 0.1, "max": 0.3}}},
+}
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def write(tmp_path, data, name="p.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def kreg_tune(path, uri, **popen):
+    return subprocess.Popen([sys.executable, "-m", "kreg.lab.cli", "tune", str(path), "--tracking-uri", uri],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, **popen)
+
+
+@pytest.mark.parametrize("uri, expected", [
+    ("http://127.0.0.1:9", "a reachable MLflow tracking server"),
+    ("file:///tmp/kreg-store", "MLflow 3.13+ refuses plain paths"),
+    ("relative/store", "MLflow 3.13+ refuses plain paths"),
+    ("sqlite:////etc/hostname/store/mlflow.db", "a store whose directory can be created"),
+    ("sqlite:////etc/hostname/mlflow.db", "a store whose directory can be created"),
+])
+def test_bad_store_fails_fast_before_the_data_loads(tmp_path, capsys, uri, expected, monkeypatch):
+    import kreg.lab.data as data
+
+    def no_data(*args, **kwargs):  # the store must be refused before this is ever reached
+        raise AssertionError("data loaded before the store was checked")
+
+    monkeypatch.setattr(data, "resolve_data", no_data)
+    start = time.perf_counter()
+    assert main(["tune", str(write(tmp_path, PIPELINE)), "--tracking-uri", uri]) == 2
+    assert time.perf_counter() - start < 10
+    err = capsys.readouterr().err
+    assert expected in err and "`tracking_uri`" in err and err.count("\n") == 1
+
+
+def test_two_searches_start_at_once_on_a_fresh_store_and_fresh_data(tmp_path):
+    data = {**PIPELINE, "data": {**PIPELINE["data"], "data_dir": str(tmp_path / "tfds")}}
+    path = write(tmp_path, data)
+    uri = f"sqlite:///{tmp_path}/store/mlflow.db"
+    first, second = kreg_tune(path, uri), kreg_tune(path, uri)
+    outs = [p.communicate(timeout=300) for p in (first, second)]
+    for proc, (out, err) in zip((first, second), outs):
+        assert proc.returncode == 0, err[-2000:]
+        assert "Traceback" not in err
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("faults")
+    parents = client.search_runs([exp.experiment_id], "tags.kreg.role = 'search'")
+    assert sorted(p.info.status for p in parents) == ["FINISHED", "FINISHED"]
+
+
+def test_a_store_that_stops_taking_writes_stops_the_search_cleanly(tmp_path):
+    data = {**PIPELINE, "training": {**PIPELINE["training"], "epochs": 3},
+            "search": {**PIPELINE["search"], "max_trials": 6}}
+    db = tmp_path / "store" / "mlflow.db"
+    uri = f"sqlite:///{db}"
+    proc = kreg_tune(write(tmp_path, data), uri)
+    client = MlflowClient(uri)
+    deadline = time.time() + 180
+    while time.time() < deadline:  # wait for a completed trial, then lock the database
+        exp = client.get_experiment_by_name("faults") if db.exists() else None
+        done = client.search_runs([exp.experiment_id], "tags.kreg.trial_status = 'COMPLETED'") if exp else []
+        if done:
+            break
+        time.sleep(0.5)
+    assert done, "no trial completed"
+    first_id = done[0].info.run_id
+    before = dict(client.get_run(first_id).data.metrics)
+    lock = sqlite3.connect(db, timeout=30)
+    lock.execute("BEGIN EXCLUSIVE")  # another program holds the store: every write by kreg now fails
+    try:
+        out, err = proc.communicate(timeout=240)
+    finally:
+        lock.rollback()
+        lock.close()
+    assert proc.returncode == 1, err[-2000:]
+    assert "Traceback" not in err and "Traceback" not in out
+    assert "cannot be written" in out and "database is locked" in out
+    assert "search FAILED" in out  # the console summary still came
+    check = sqlite3.connect(db)
+    assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    check.close()
+    assert dict(MlflowClient(uri).get_run(first_id).data.metrics) == before  # nothing logged was changed
+
+
+def test_all_trials_diverging_is_said_in_one_line(tmp_path, capsys):
+    data = {**PIPELINE, "name": "all_nan",
+            "training": {"epochs": 2, "batch_size": 16, "learning_rate": 1.0e12, "optimizer": "sgd"},
+            "search": {**PIPELINE["search"], "max_trials": 4}}
+    assert main(["tune", str(write(tmp_path, data)), "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"]) == 1
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    assert "Traceback" not in text and "Invalid loss" not in text
+    assert "no trial completed: 3 of 3 trials failed; most often: Diverged" in text
+    assert "stopped after 3 failed trials in a row" in text
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _descendants(pid):
+    children, found = {}, []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    stack = [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
+def _alive(pid):
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_kreg_ui_stops_every_process_it_started(tmp_path):
+    import urllib.request
+
+    port = _free_port()
+    ui = subprocess.Popen([sys.executable, "-m", "kreg.lab.cli", "ui", "--port", str(port),
+                           "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            if opener.open(f"http://127.0.0.1:{port}/health", timeout=2).status == 200:
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        ui.kill()
+        pytest.fail("the MLflow UI did not come up: " + ui.stderr.read()[-2000:])
+    started = _descendants(ui.pid)
+    assert 1 <= len(started) <= 4  # the server and its one worker, no job runners
+    ui.send_signal(signal.SIGTERM)
+    assert ui.wait(timeout=30) == 128 + signal.SIGTERM
+    time.sleep(0.5)
+    assert [pid for pid in started if _alive(pid)] == []
+
+
+def test_kreg_ui_refuses_a_busy_port_and_warns_beyond_loopback(tmp_path, capsys):
+    from kreg.lab.ui import mlflow_command
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["ui", "--port", str(port), "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"]) == 1
+    assert "cannot serve on 127.0.0.1" in capsys.readouterr().err
+    command = mlflow_command("sqlite:///x.db", "0.0.0.0", 5000, 1, "*")
+    assert command[-2:] == ["--allowed-hosts", "*"] and "--workers" in command
