@@ -1,9 +1,10 @@
-"""The ``kreg`` command: tune, validate, ui."""
+"""The ``kreg`` command: tune, worker, validate, techniques, ui."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -31,6 +32,32 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--resume", nargs="?", const=True, default=False, metavar="PARENT_RUN_ID",
                       help="continue the latest unfinished search of this pipeline (or the search with this "
                            "parent run id): finished trials are kept, an interrupted trial runs again")
+    tune.add_argument("--workers", type=int, metavar="N",
+                      help="run N trials at once in N worker processes on this machine (default 1: one process; "
+                           "0 with --chief: workers on other machines only)")
+    tune.add_argument("--chief", action="store_true",
+                      help="serve the search's oracle for `kreg worker` processes on other machines")
+    tune.add_argument("--oracle-host", default=os.environ.get("KERASTUNER_ORACLE_IP", "127.0.0.1"),
+                      help="address the oracle binds with --chief (default $KERASTUNER_ORACLE_IP, else 127.0.0.1; "
+                           "0.0.0.0 for every interface)")
+    tune.add_argument("--oracle-port", type=int, default=os.environ.get("KERASTUNER_ORACLE_PORT", "8470"),
+                      help="port of the oracle with --chief (default $KERASTUNER_ORACLE_PORT, else 8470)")
+    tune.add_argument("--worker-timeout", type=float, default=30.0, metavar="SECONDS",
+                      help="a worker silent this long is given up for dead and its trial runs again (default 30)")
+
+    worker = sub.add_parser("worker", help="run trials for a chief (`kreg tune PIPELINE --chief`) on this machine")
+    worker.add_argument("pipeline", help="the chief's pipeline file (the same data and code on this machine)")
+    worker.add_argument("--oracle", default=None, metavar="HOST:PORT",
+                        help="the chief's oracle (default $KERASTUNER_ORACLE_IP:$KERASTUNER_ORACLE_PORT)")
+    worker.add_argument("--tuner-id", default=None,
+                        help="this worker's name (default $KERASTUNER_TUNER_ID, else <host>-<pid>)")
+    worker.add_argument("--tracking-uri", help="the store to write to (default: the chief's; it must hold the "
+                                               "chief's parent run)")
+    worker.add_argument("--threads", type=int, help="TensorFlow threads (default: all cores)")
+    worker.add_argument("--worker-timeout", type=float, default=30.0, metavar="SECONDS",
+                        help="stop when the chief has not answered for this long (default 30)")
+    worker.add_argument("--wait", type=float, default=600.0, metavar="SECONDS",
+                        help="how long to wait for the chief to come up (default 600)")
 
     validate = sub.add_parser("validate", help="check a pipeline file and show its search space")
     validate.add_argument("pipeline")
@@ -79,27 +106,87 @@ def _cmd_validate(args) -> int:
 def _resume_command(args) -> str:
     """This command line with ``--resume {}`` (the parent run id goes in the braces)."""
     words = ["kreg", "tune", args.pipeline]
-    for flag in ("max_trials", "epochs", "seed", "tracking_uri", "experiment"):
+    for flag in ("max_trials", "epochs", "seed", "tracking_uri", "experiment", "workers"):
         if getattr(args, flag, None) is not None:
             words += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+    if getattr(args, "chief", False):
+        words += ["--chief", "--oracle-host", args.oracle_host, "--oracle-port", str(args.oracle_port)]
     return " ".join(shlex.quote(w).replace("{", "{{").replace("}", "}}") for w in words) + " --resume {}"
 
 
 @owning_signals  # from the start: Ctrl-C while TensorFlow imports ends as cleanly as during a trial
 def _cmd_tune(args) -> int:
     cfg = _load(args)  # a bad config exits before anything is imported or logged
+    workers = args.workers if args.workers is not None else (0 if args.chief else 1)
+    parallel = workers != 1 or args.chief
+    if parallel:
+        from kreg.lab.search.parallel import check_workers, quiet_chief_threads
+
+        chief = f"{args.oracle_host}:{args.oracle_port}" if args.chief else None
+        check_workers(workers, chief, args.worker_timeout)
+        quiet_chief_threads()  # before TensorFlow loads: the chief trains nothing
     import mlflow  # noqa: F401  (configures its loggers on import; quiet them after)
 
     from kreg.lab.search.tune import tune
     from kreg.lab.tracking.console import RichReporter
+    from kreg.lab.tracking.workers import ParallelReporter
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # its INFO lines drown the progress
 
     config_text = Path(args.pipeline).read_text()
+    extra = dict(workers=workers, chief=chief, worker_timeout=args.worker_timeout) if parallel else {}
     with import_paths(cfg.base, Path.cwd()):
-        summary = tune(**cfg.tune_kwargs(source=args.pipeline), reporter=RichReporter(), config_text=config_text,
-                       resume=args.resume, resume_command=_resume_command(args))
+        summary = tune(**cfg.tune_kwargs(source=args.pipeline), config_text=config_text,
+                       reporter=ParallelReporter() if parallel else RichReporter(),
+                       resume=args.resume, resume_command=_resume_command(args), **extra)
     return 0 if summary.status == "FINISHED" and summary.best is not None else 1
+
+
+def _chief_overrides(config: dict) -> dict:
+    """The settings a chief's command line may have overridden (seed, epochs, max_trials), from its config."""
+    out = {}
+    if isinstance(config, dict):
+        if "seed" in config:
+            out["seed"] = config["seed"]
+        if isinstance(config.get("training"), dict) and "epochs" in config["training"]:
+            out["epochs"] = config["training"]["epochs"]
+        if isinstance(config.get("search"), dict) and "max_trials" in config["search"]:
+            out["max_trials"] = config["search"]["max_trials"]
+    return out
+
+
+@owning_signals
+def _cmd_worker(args) -> int:
+    from kreg.lab.search.rpc import default_tuner_id, parse_address
+
+    oracle = args.oracle
+    if oracle is None and os.environ.get("KERASTUNER_ORACLE_IP"):
+        oracle = f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ.get('KERASTUNER_ORACLE_PORT', '')}"
+    try:
+        host, port = parse_address(oracle or "")
+    except ValueError:
+        raise ConfigError("--oracle", oracle, "HOST:PORT of the chief's oracle (`kreg tune PIPELINE --chief` prints "
+                          "it), or $KERASTUNER_ORACLE_IP and $KERASTUNER_ORACLE_PORT") from None
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError("--threads", args.threads, "a positive number of TensorFlow threads")
+        from kreg.lab.search.parallel import thread_environment
+
+        os.environ.update(thread_environment(args.threads))  # before TensorFlow loads
+    cfg = load_pipeline(args.pipeline)  # a bad file exits before waiting for the chief
+    import mlflow  # noqa: F401  (configures its loggers on import; quiet them after)
+
+    from kreg.lab.search.parallel import join
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    tuner_id = args.tuner_id or os.environ.get("KERASTUNER_TUNER_ID") or default_tuner_id()
+
+    def tune_kwargs(info: dict) -> dict:  # the chief's --max-trials/--epochs/--seed apply here too
+        return cfg.with_overrides(**_chief_overrides(info.get("config"))).tune_kwargs(source=args.pipeline)
+
+    with import_paths(cfg.base, Path.cwd()):
+        return join(tune_kwargs, host, port, tuner_id=tuner_id, tracking_uri=args.tracking_uri,
+                    lost_after_s=args.worker_timeout, wait_s=args.wait)
 
 
 def _cmd_techniques(args) -> int:
@@ -132,7 +219,8 @@ def _cmd_ui(args) -> int:
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"tune": _cmd_tune, "validate": _cmd_validate, "techniques": _cmd_techniques, "ui": _cmd_ui}[args.command](args)
+        return {"tune": _cmd_tune, "worker": _cmd_worker, "validate": _cmd_validate, "techniques": _cmd_techniques,
+                "ui": _cmd_ui}[args.command](args)
     except ConfigError as exc:
         print(f"kreg: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -14,12 +14,18 @@ with what was done, and ``SearchInterrupted`` carries one line saying how to
 resume. ``resume=True`` / ``resume="<parent run id>"`` continues an
 unfinished search in its own parent run (``resume``): finished trials are
 read back, not rerun, and an interrupted trial runs again.
+
+``workers=N`` runs the trials side by side in N worker processes, and
+``chief="HOST:PORT"`` lets workers on other machines join (``parallel``,
+``chief``, ``worker``): they resolve the search with ``prepare`` as this
+module does, and the chief closes it with ``finish_search``.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import inspect
 import math
 import tempfile
 import time
@@ -224,6 +230,96 @@ def _check_head(search: Search, activation: str) -> None:
                               f"{name} needs a distribution over the classes, the model ends in one sigmoid unit")
 
 
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """A search resolved and checked by ``prepare``, not started."""
+
+    search: Search
+    config: dict
+    config_text: str
+    structure: str | None = None
+
+
+def prepare(model, data, *, techniques: dict | None = None, exclusive=(), max_active: int | None = None,
+            epochs: int = 30, batch_size: int = 64, learning_rate: float = 1e-3, optimizer: str = "adam",
+            tuner: str = "bayesian", max_trials: int = 10, objective: str | None = None, gap_penalty: float = 1.0,
+            initial_points: int | None = None, hyperband_factor: int = 3, max_consecutive_failed_trials: int = 3,
+            task=None, loss=None, metrics=None, model_args: dict | None = None, monitor: dict | None = None,
+            train_eval_samples: int | None = 500, seed: int = 0, name: str | None = None,
+            experiment: str | None = None, tracking_uri: str | None = None,
+            config: dict | None = None, config_text: str | None = None,
+            source: str | None = None, **data_options) -> "Prepared":
+    """Resolves ``tune``'s arguments into a checked search, without starting it.
+
+    Everything ``tune`` checks before any MLflow run exists happens here (the
+    settings, the space, the store, the data, the model built once for the
+    baseline and the largest plan). The workers of a parallel search call it
+    with the chief's arguments and must arrive at the same search.
+
+    Returns:
+        A ``Prepared``: ``.search``, ``.config`` and ``.config_text`` (the
+        parent run's settings) and ``.structure`` (the baseline model's digest).
+    """
+    from kreg.lab.data import resolve_data
+    from kreg.lab.models.source import ModelSource
+    from kreg.lab.tracking.store import check_tracking_uri, resolve_tracking_uri
+
+    field = "search" if source else None  # YAML names its sections; Python its arguments
+    training = build(Training, dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                                    optimizer=optimizer), source=source, prefix="training." if source else "")
+    settings = build(SearchSettings, dict(
+        tuner=tuner, max_trials=max_trials, objective=objective, gap_penalty=gap_penalty,
+        initial_points=initial_points, hyperband_factor=hyperband_factor,
+        max_consecutive_failed_trials=max_consecutive_failed_trials), source=source,
+        prefix="search." if source else "")
+    monitor = monitor if isinstance(monitor, Monitor) else build(Monitor, monitor or {}, source=source,
+                                                                  prefix="monitor.")
+    space = techniques if isinstance(techniques, SearchSpace) else SearchSpace.from_dict(
+        techniques, exclusive=exclusive, max_active=max_active, field=field, source=source)
+    if train_eval_samples is not None and (isinstance(train_eval_samples, bool)
+                                           or not isinstance(train_eval_samples, int) or train_eval_samples < 1):
+        raise ConfigError("train_eval_samples", train_eval_samples, "a positive integer or None (all)")
+    source_model = ModelSource(model, model_args)
+    # The store is checked before the data loads: a bad or unreachable one fails in seconds, not after.
+    tracking_uri = check_tracking_uri(resolve_tracking_uri(tracking_uri))
+    if task is not None:  # a task given in the data's own options (YAML data.task) must not be overridden by None
+        data_options["task"] = task
+    splits = resolve_data(data, seed=seed, **data_options)
+    the_task = splits.spec.task
+    space.check(tuner=settings.tuner, modality=splits.spec.modality, task=the_task.kind,
+                builtin_model=source_model.builtin, field=field, source=source)
+    if "ensemble" in space.names and not splits.in_memory:
+        raise ConfigError("techniques.ensemble", "ensemble", "in-memory data: bagging resamples the training "
+                          "split, which a streamed tf.data source cannot do")
+    if loss is not None:
+        for name_ in ("label_smoothing", "confidence_penalty"):
+            if name_ in space.names:
+                raise ConfigError(f"techniques.{name_}", name_, "no loss technique with your own `loss` "
+                                  "(kreg cannot smooth or penalize a loss it does not build)")
+    the_objective = resolve_objective(settings.objective, the_task,
+                                      field="search.objective" if source else "objective")
+    if metrics is not None and the_objective.name != "val_penalized_loss":
+        compiled = {"loss", *(m if isinstance(m, str) else getattr(m, "name", "") for m in metrics)}
+        if the_objective.name.removeprefix("val_") not in compiled:
+            raise ConfigError("objective", the_objective.name, "the validation figure of a metric you compile: "
+                              + ", ".join(f"val_{m}" for m in sorted(compiled)))
+    name = name or f"{source_model.short_name()}_{splits.spec.dataset or 'data'}".replace(":", "_")
+    search = Search(
+        name=name, seed=seed, model=source_model, splits=splits, task=the_task, space=space,
+        training=training, settings=settings, monitor=monitor, objective=the_objective,
+        train_eval_samples=train_eval_samples, loss=loss, metrics=metrics,
+        experiment=experiment or name, tracking_uri=tracking_uri,
+    )
+    structure = _preflight(search)
+    if config is None:
+        config = {
+            "name": name, "seed": seed, "model": source_model.describe(), "data": splits.describe(),
+            "task": the_task.describe(), "training": training.model_dump(),
+            "search": {**settings.model_dump(), **space.to_dict()}, "monitor": monitor.model_dump(),
+        }
+    return Prepared(search, config, config_text or yaml.safe_dump(config, sort_keys=False), structure)
+
+
 @signals.owning_signals
 def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_active: int | None = None,
          epochs: int = 30, batch_size: int = 64, learning_rate: float = 1e-3, optimizer: str = "adam",
@@ -233,7 +329,8 @@ def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_activ
          train_eval_samples: int | None = 500, seed: int = 0, name: str | None = None,
          experiment: str | None = None, tracking_uri: str | None = None, verbose: int = 1, reporter=None,
          config: dict | None = None, config_text: str | None = None, source: str | None = None,
-         resume: bool | str = False, resume_command: str | None = None, **data_options) -> SearchSummary:
+         resume: bool | str = False, resume_command: str | None = None, workers: int = 1,
+         chief: str | None = None, worker_timeout: float = 30.0, **data_options) -> SearchSummary:
     """Searches which regularization ``model`` needs on ``data``, and logs every trial to MLflow.
 
     Args:
@@ -286,6 +383,18 @@ def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_activ
             refused (``kreg.lab.errors.ResumeError`` naming the change).
         resume_command: How to resume, shown when a signal stops the search
             (``{}`` is the parent run id; the CLI passes its command line).
+        workers: Trials run side by side in this many worker processes on
+            this machine (keras-tuner's distributed mode: this process
+            serves the oracle on loopback and trains nothing; each worker
+            gets ``cores // workers`` TensorFlow threads). 1 (default): one
+            process, no workers. The arguments must be picklable (a model
+            function at a module's top level, arrays or a dataset name).
+        chief: ``"HOST:PORT"``: serve the oracle there for ``kreg worker``
+            processes on other machines too (``workers`` local ones beside
+            them, 0 for none). See the README's "Parallel and distributed
+            searches".
+        worker_timeout: Seconds without a heartbeat after which a worker is
+            given up for dead: its trial runs again on another worker.
 
     Signals: called from the main thread, the search owns SIGINT, SIGTERM and
     SIGHUP while it runs; one of them stops it cleanly (the running trial's
@@ -303,65 +412,16 @@ def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_activ
         ...                    max_trials=8, epochs=50)
         >>> result.best.plan, result.best.metrics["test_accuracy"]
     """
-    from kreg.lab.data import resolve_data
-    from kreg.lab.models.source import ModelSource
-    from kreg.lab.tracking.store import check_tracking_uri, resolve_tracking_uri
-
-    field = "search" if source else None  # YAML names its sections; Python its arguments
-    training = build(Training, dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                                    optimizer=optimizer), source=source, prefix="training." if source else "")
-    settings = build(SearchSettings, dict(
-        tuner=tuner, max_trials=max_trials, objective=objective, gap_penalty=gap_penalty,
-        initial_points=initial_points, hyperband_factor=hyperband_factor,
-        max_consecutive_failed_trials=max_consecutive_failed_trials), source=source,
-        prefix="search." if source else "")
-    monitor = monitor if isinstance(monitor, Monitor) else build(Monitor, monitor or {}, source=source,
-                                                                  prefix="monitor.")
-    space = techniques if isinstance(techniques, SearchSpace) else SearchSpace.from_dict(
-        techniques, exclusive=exclusive, max_active=max_active, field=field, source=source)
-    if train_eval_samples is not None and (isinstance(train_eval_samples, bool)
-                                           or not isinstance(train_eval_samples, int) or train_eval_samples < 1):
-        raise ConfigError("train_eval_samples", train_eval_samples, "a positive integer or None (all)")
-    source_model = ModelSource(model, model_args)
-    # The store is checked before the data loads: a bad or unreachable one fails in seconds, not after.
-    tracking_uri = check_tracking_uri(resolve_tracking_uri(tracking_uri))
-    if task is not None:  # a task given in the data's own options (YAML data.task) must not be overridden by None
-        data_options["task"] = task
-    splits = resolve_data(data, seed=seed, **data_options)
-    the_task = splits.spec.task
-    space.check(tuner=settings.tuner, modality=splits.spec.modality, task=the_task.kind,
-                builtin_model=source_model.builtin, field=field, source=source)
-    if "ensemble" in space.names and not splits.in_memory:
-        raise ConfigError("techniques.ensemble", "ensemble", "in-memory data: bagging resamples the training "
-                          "split, which a streamed tf.data source cannot do")
-    if loss is not None:
-        for name_ in ("label_smoothing", "confidence_penalty"):
-            if name_ in space.names:
-                raise ConfigError(f"techniques.{name_}", name_, "no loss technique with your own `loss` "
-                                  "(kreg cannot smooth or penalize a loss it does not build)")
-    the_objective = resolve_objective(settings.objective, the_task,
-                                      field="search.objective" if source else "objective")
-    if metrics is not None and the_objective.name != "val_penalized_loss":
-        compiled = {"loss", *(m if isinstance(m, str) else getattr(m, "name", "") for m in metrics)}
-        if the_objective.name.removeprefix("val_") not in compiled:
-            raise ConfigError("objective", the_objective.name, "the validation figure of a metric you compile: "
-                              + ", ".join(f"val_{m}" for m in sorted(compiled)))
-    name = name or f"{source_model.short_name()}_{splits.spec.dataset or 'data'}".replace(":", "_")
-    search = Search(
-        name=name, seed=seed, model=source_model, splits=splits, task=the_task, space=space,
-        training=training, settings=settings, monitor=monitor, objective=the_objective,
-        train_eval_samples=train_eval_samples, loss=loss, metrics=metrics,
-        experiment=experiment or name, tracking_uri=tracking_uri,
-    )
+    arguments = {k: v for k, v in locals().items() if k in _PREPARE_ARGUMENTS}
     if not (isinstance(resume, bool) or (isinstance(resume, str) and resume.strip())):
         raise ConfigError("resume", resume, "True, False or a parent run id")
-    structure = _preflight(search)
-    if config is None:
-        config = {
-            "name": name, "seed": seed, "model": source_model.describe(), "data": splits.describe(),
-            "task": the_task.describe(), "training": training.model_dump(),
-            "search": {**settings.model_dump(), **space.to_dict()}, "monitor": monitor.model_dump(),
-        }
+    if workers != 1 or chief is not None:  # this process becomes the chief of worker processes
+        from kreg.lab.search.parallel import run_parallel
+
+        return run_parallel(dict(model=model, data=data, **arguments, **data_options), workers=workers, chief=chief,
+                            worker_timeout=worker_timeout, verbose=verbose, reporter=reporter, resume=resume,
+                            resume_command=resume_command)
+    prepared = prepare(model, data, **arguments, **data_options)
     if reporter is None and verbose:
         import logging
 
@@ -371,9 +431,13 @@ def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_activ
 
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # its INFO lines drown the progress
         reporter = RichReporter()
-    return run_search(search, reporter=reporter, config=config,
-                      config_text=config_text or yaml.safe_dump(config, sort_keys=False),
-                      resume=resume, resume_command=resume_command, structure=structure)
+    return run_search(prepared.search, reporter=reporter, config=prepared.config, config_text=prepared.config_text,
+                      resume=resume, resume_command=resume_command, structure=prepared.structure)
+
+
+# What tune() passes on to prepare(): every argument of prepare() but the model, the data and the data's options.
+_PREPARE_ARGUMENTS = tuple(p for p in inspect.signature(prepare).parameters
+                           if p not in ("model", "data", "data_options"))
 
 
 def _one_line(exc: Exception, settings) -> str:
@@ -406,7 +470,7 @@ def run_search(search: Search, *, reporter=None, config: dict, config_text: str,
     Signals are deferred to safe points here (``signals``): after a training batch, between trials.
     """
     from kreg.lab.search.resume import open_session
-    from kreg.lab.tracking.mlflow import SearchTracker, StoreError
+    from kreg.lab.tracking.mlflow import SearchTracker
     from kreg.lab.trial.runner import NullReporter, TrialRunner
 
     reporter = reporter or NullReporter()
@@ -430,28 +494,43 @@ def run_search(search: Search, *, reporter=None, config: dict, config_text: str,
     finally:
         for problem in runner.wait():
             error = f"{error}; {problem}" if error else problem
-        records = runner.records
-        summary = SearchSummary(
-            pipeline=search.name, parent_run_id=parent_id, experiment=search.experiment,
-            tracking_uri=tracker.tracking_uri, records=records,
-            baseline=records[0] if records else None,
-            best=pick_best(records, search.objective),
-            duration_s=session.previous_duration_s + time.perf_counter() - start, status=status, error=error,
-            experiment_id=tracker.experiment_id, metric=search.task.primary,
-            higher_is_better=search.task.higher_is_better(search.task.primary),
-        )
-        with tempfile.TemporaryDirectory() as tmp:
-            tags = {"kreg.best_trial_id": summary.best.trial_id} if summary.best else {}
-            tags["kreg.task"] = search.task.describe()
-            if error:
-                tags["kreg.error"] = error[:5000]
-            try:
-                tracker.end_search(_parent_metrics(summary, search.task), _summary_artifacts(summary, Path(tmp)),
-                                   status=status, tags=tags)
-            except StoreError as exc:  # the store is gone: the console summary below is all there is
-                summary.error = f"{summary.error}; the summary was not written ({exc})" if summary.error else str(exc)
-        session.release()
-        if interrupted is not None:
-            interrupted.summary = summary
-        reporter.search_ended(summary)
+        summary = finish_search(search, tracker, session, runner.records, status=status, error=error,
+                                duration_s=session.previous_duration_s + time.perf_counter() - start,
+                                reporter=reporter, interrupted=interrupted)
+    return summary
+
+
+def finish_search(search: Search, tracker, session, records, *, status: str, error: str, duration_s: float,
+                  reporter, interrupted=None) -> SearchSummary:
+    """Closes a search: its summary, the parent run's metrics, tags, artifacts and status; shows it.
+
+    ``records`` hold every trial, trial 0 (the baseline) first. Shared by
+    ``run_search`` and the chief of a parallel search (``chief``), whose
+    records come back from the workers' child runs.
+    """
+    from kreg.lab.tracking.mlflow import StoreError
+
+    summary = SearchSummary(
+        pipeline=search.name, parent_run_id=session.parent_id, experiment=search.experiment,
+        tracking_uri=tracker.tracking_uri, records=records,
+        baseline=records[0] if records else None,
+        best=pick_best(records, search.objective),
+        duration_s=duration_s, status=status, error=error,
+        experiment_id=tracker.experiment_id, metric=search.task.primary,
+        higher_is_better=search.task.higher_is_better(search.task.primary),
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        tags = {"kreg.best_trial_id": summary.best.trial_id} if summary.best else {}
+        tags["kreg.task"] = search.task.describe()
+        if error:
+            tags["kreg.error"] = error[:5000]
+        try:
+            tracker.end_search(_parent_metrics(summary, search.task), _summary_artifacts(summary, Path(tmp)),
+                               status=status, tags=tags)
+        except StoreError as exc:  # the store is gone: the console summary below is all there is
+            summary.error = f"{summary.error}; the summary was not written ({exc})" if summary.error else str(exc)
+    session.release()
+    if interrupted is not None:
+        interrupted.summary = summary
+    reporter.search_ended(summary)
     return summary
