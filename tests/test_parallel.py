@@ -107,7 +107,7 @@ def test_sqlite_store_holds_under_several_writers(tmp_path):
 
     A search's worker writes a trial's epochs at most every 5 s and a few
     batches when a trial starts and ends; here every epoch is written at once
-    (``flush_every_s=0``), about 60 writes a second in all.
+    (``flush_every_s=0``): about 400 writes in 10 s from the three.
     """
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     script = tmp_path / "writer.py"

@@ -134,8 +134,8 @@ class Chief:
             self._show()
             if self.pool is not None:
                 for label, code, tail in self.pool.exited():
-                    if code != 0:
-                        last = f": {tail[-1]}" if tail else ""
+                    if code != 0:  # an error's last line says why; a killed worker's log says nothing
+                        last = f": {tail[-1]}" if tail and code > 0 else ""
                         self._lose(label, f"worker {label} exited ({_describe_exit(code)}){last}")
             for tuner_id in self.board.silent(self.worker_timeout_s):
                 if self.pool is not None:
