@@ -204,10 +204,6 @@ class RegularizationPlan:
         return [n for n, val in self._values.items()
                 if not registry.REGISTRY[n].is_setting and not _is_off(n, val)]
 
-    def acting_on(self, *parts: str) -> list[str]:
-        """Active techniques that act on one of ``parts`` ("model", "loss", ...)."""
-        return [n for n in self.active_techniques() if registry.REGISTRY[n].acts_on in parts]
-
     @property
     def is_baseline(self) -> bool:
         return not self.active_techniques()

@@ -189,7 +189,7 @@ class Classification(Task):
         nll = float(-np.mean(np.log(picked)))
         return {"loss": nll, "nll": nll,
                 "accuracy": float(np.mean(probabilities.argmax(-1) == y)),
-                "ece": expected_calibration_error(probabilities, y)}
+                "ece": _ece(probabilities, y)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -295,22 +295,19 @@ class Regression(Task):
                 "rmse": float(np.sqrt(mse)), "r2": float(np.nanmean(r2))}
 
 
+def _ece(probabilities: np.ndarray, y: np.ndarray) -> float:
+    """kreg's own ``ExpectedCalibrationError`` (15 bins) over probabilities already averaged."""
+    import keras
+
+    from kreg.metrics import ExpectedCalibrationError
+
+    ece = ExpectedCalibrationError()
+    ece.update_state(y, probabilities.astype("float32"))
+    return float(keras.ops.convert_to_numpy(ece.result()))
+
+
 def _is_one_hot(y: np.ndarray) -> bool:
     return bool(np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1))
-
-
-def expected_calibration_error(probabilities: np.ndarray, y: np.ndarray, bins: int = 15) -> float:
-    """ECE of the top class over equal-width confidence bins (Guo et al. 2017)."""
-    confidence = probabilities.max(axis=1)
-    correct = probabilities.argmax(axis=1) == y
-    edges = np.linspace(0, 1, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
-    total = 0.0
-    for b in range(bins):
-        inside = which == b
-        if inside.any():
-            total += inside.mean() * abs(confidence[inside].mean() - correct[inside].mean())
-    return float(total)
 
 
 def infer_task(y, declared: str | Task | None = None, num_classes: int | None = None) -> Task:
