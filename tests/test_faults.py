@@ -73,6 +73,40 @@ def test_two_searches_start_at_once_on_a_fresh_store_and_fresh_data(tmp_path):
     assert sorted(p.info.status for p in parents) == ["FINISHED", "FINISHED"]
 
 
+def test_a_store_being_created_by_another_client_is_opened_once_it_is_ready(tmp_path, monkeypatch):
+    """`mlflow ui` or a notebook may create a fresh store's tables just as a search opens it (kreg's lock does
+    not bind them): MLflow's migrations then fail in one of the two. The search tries again, and gives up
+    with a StoreError after three tries."""
+    import alembic.util
+
+    import kreg.lab.tracking.mlflow as tracking
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    real, calls = tracking.MlflowClient, []
+
+    def racing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:  # what MLflow raised in the test that first met this race
+            raise alembic.util.CommandError("Online migration expected to match one row when updating "
+                                            "'2b4d017a5e9b' to 'cfd24bdc0731' in 'alembic_version'; 0 found")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tracking, "MlflowClient", racing)
+    tracker = tracking.SearchTracker(uri, "racing")
+    assert len(calls) == 2 and tracker.client.get_experiment(tracker.experiment_id).name == "racing"
+
+    def broken(*args, **kwargs):
+        calls.append(1)
+        raise alembic.util.CommandError("the store is broken")
+
+    monkeypatch.setattr(tracking, "MlflowClient", broken)
+    monkeypatch.setattr(tracking.time, "sleep", lambda s: None)
+    calls.clear()
+    with pytest.raises(tracking.StoreError, match="the store is broken"):
+        tracking.SearchTracker(uri, "racing")
+    assert len(calls) == 3
+
+
 def test_a_store_that_stops_taking_writes_stops_the_search_cleanly(tmp_path):
     data = {**PIPELINE, "training": {**PIPELINE["training"], "epochs": 3},
             "search": {**PIPELINE["search"], "max_trials": 6}}

@@ -16,6 +16,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -203,7 +205,6 @@ def test_kreg_tune_with_workers_from_python(tmp_path, wine_splits):
 def test_a_signal_stops_the_chief_and_its_workers_and_resume_completes(tmp_path):
     """SIGTERM to the chief mid-search: its workers stop too, every run is closed, exit 143; --resume finishes."""
     import signal
-    import time
 
     import psutil
 
@@ -215,18 +216,20 @@ def test_a_signal_stops_the_chief_and_its_workers_and_resume_completes(tmp_path)
         cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True)
     chief = psutil.Process(proc.pid)
+    # Watch the console, as a user does, until a trial has ended. (Not the store: an MLflow client
+    # opened on it while the chief creates its tables would race MLflow's own migrations.)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
+    reader.start()
     deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and proc.poll() is None:  # until a trial has ended
-        if (tmp_path / "mlflow.db").exists():
-            with contextlib.suppress(Exception):  # the store is being created
-                _, _, children = _runs(uri, "parallel_wine")
-                if any(r.data.tags.get("kreg.trial_status") == "COMPLETED" for r in children):
-                    break
-        time.sleep(0.5)
+    while time.monotonic() < deadline and proc.poll() is None and not any(" COMPLETED " in x for x in lines):
+        time.sleep(0.2)
     workers = [p for p in chief.children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]
     assert len(workers) == 2
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=120)
+    proc.wait(timeout=120)
+    reader.join(10)
+    out, err = "".join(lines), proc.stderr.read()
     assert proc.returncode == 143, out + err
     assert "interrupted by SIGTERM" in out and "--workers 2 --resume" in out, out
     assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in workers)  # no worker left behind
@@ -243,6 +246,41 @@ def test_a_signal_stops_the_chief_and_its_workers_and_resume_completes(tmp_path)
     completed = sorted(r.data.tags["kreg.trial_id"] for r in children
                        if r.data.tags["kreg.trial_status"] == "COMPLETED")
     assert completed == [str(i) for i in range(TRIALS)]  # the finished trials were kept, not rerun
+
+
+def test_a_chief_that_cannot_open_its_store_stops_its_workers_and_exits(tmp_path):
+    """The workers start before the chief opens the store; if it cannot, they are stopped, not waited for."""
+    import psutil
+
+    script = tmp_path / "chief.py"
+    script.write_text(textwrap.dedent('''
+        import sys
+        import kreg
+        import kreg.lab.tracking.mlflow as tracking
+
+        class Unreachable(tracking.SearchTracker):  # this process only: the spawned workers open the store
+            def __init__(self, *args, **kwargs):
+                raise tracking.StoreError(sys.argv[1], OSError("the store went away"))
+
+        if __name__ == "__main__":  # the spawned workers import this file too
+            tracking.SearchTracker = Unreachable
+            kreg.tune("mlp", "wine", techniques={"dropout": {"min": 0.1, "max": 0.5}}, model_args={"width": 8},
+                      tuner="random", max_trials=2, epochs=1, workers=2, tracking_uri=sys.argv[1], verbose=0)
+    '''))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = subprocess.Popen([sys.executable, str(script), uri], cwd=tmp_path, env=_env(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    chief = psutil.Process(proc.pid)
+    workers: list = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:  # the workers as they start
+        with contextlib.suppress(psutil.Error):
+            workers = [p for p in chief.children() if "spawn_main" in " ".join(p.cmdline())] or workers
+        time.sleep(0.1)
+    out, err = proc.communicate(timeout=60)  # before the fix: waited for its workers forever
+    assert proc.returncode == 1 and "the store went away" in err, err[-2000:]
+    assert len(workers) == 2
+    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in workers)
 
 
 def test_trials_failing_in_a_row_stop_a_parallel_search_as_they_stop_one_process(tmp_path):

@@ -290,7 +290,6 @@ def run_parallel(tune_kwargs: dict, *, workers: int, chief: str | None = None, w
     """
     import sys
 
-    from kreg.lab.search.chief import run_chief
     from kreg.lab.search.rpc import parse_address
     from kreg.lab.search.tune import prepare
 
@@ -305,11 +304,22 @@ def run_parallel(tune_kwargs: dict, *, workers: int, chief: str | None = None, w
     if pool is not None:
         pool.start("127.0.0.1" if host in ("0.0.0.0", "::") else host, port)
     try:
-        prepared = prepare(**tune_kwargs)
-    except BaseException:  # a bad setting or data: the workers meet the same; stop them now
+        return _chief(tune_kwargs, prepare(**tune_kwargs), host=host, port=port, pool=pool, remote=chief is not None,
+                      worker_timeout=worker_timeout, verbose=verbose, reporter=reporter, resume=resume,
+                      resume_command=resume_command)
+    except BaseException:
+        # A bad setting or data (the workers meet the same), or a store the chief could not open: the workers
+        # are waiting for an oracle that will never serve. Stop them now, or this process would wait for them
+        # at exit (multiprocessing joins its children). After a search ran they have exited already.
         if pool is not None:
             pool.stop()
         raise
+
+
+def _chief(tune_kwargs: dict, prepared, *, host: str, port: int, pool, remote: bool, worker_timeout: float,
+           verbose: int, reporter, resume, resume_command: str | None):
+    from kreg.lab.search.chief import run_chief
+
     if reporter is None and verbose:
         import logging
 
@@ -322,6 +332,6 @@ def run_parallel(tune_kwargs: dict, *, workers: int, chief: str | None = None, w
     source = tune_kwargs.get("source")
     join_command = (f"kreg worker {source} --oracle {{}}" if source and str(source).endswith((".yaml", ".yml"))
                     else "kreg worker PIPELINE --oracle {}")
-    return run_chief(prepared, host=host, port=port, pool=pool, remote=chief is not None,
+    return run_chief(prepared, host=host, port=port, pool=pool, remote=remote,
                      worker_timeout_s=worker_timeout, reporter=reporter, resume=resume,
                      resume_command=resume_command, join_command=join_command)

@@ -173,27 +173,46 @@ class SearchTracker:
         store = local_store_path(self.tracking_uri)
         # A local store is created (tables, experiment) by one process at a time: two searches started
         # together on a fresh store would otherwise both run MLflow's migrations or create the experiment.
-        lock = file_lock(store) if store is not None else contextlib.nullcontext()
-        with lock:
-            self.client = _GuardedClient(MlflowClient(tracking_uri=self.tracking_uri), self.tracking_uri)
-            found = self.client.get_experiment_by_name(experiment)
-            if found is None:
-                try:
-                    self.experiment_id = self.client.create_experiment(
-                        experiment, artifact_location=artifact_root_for(self.tracking_uri))
-                except StoreError:  # created meanwhile by another process (a remote server: no lock)
-                    found = self.client.get_experiment_by_name(experiment)
-                    if found is None:
-                        raise
-                    self.experiment_id = found.experiment_id
-            else:
-                self.experiment_id = found.experiment_id
-            if found is None or _EXPERIMENT_KIND not in found.tags:
-                # MLflow 3's UI opens an untagged experiment on its GenAI (traces)
-                # overview; this tag makes it open on the runs table.
-                self.client.set_experiment_tag(self.experiment_id, _EXPERIMENT_KIND, "custom_model_development")
+        # A process that does not take kreg's lock (`mlflow ui`, a notebook's MlflowClient) may be creating
+        # the tables of a fresh store at the same moment: MLflow's migrations then fail in one of the two
+        # ("table ... already exists", "Online migration expected to match one row"). The other finishes
+        # them within a second or two, so a local store is tried three times.
+        attempts = 3 if store is not None else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                with file_lock(store) if store is not None else contextlib.nullcontext():
+                    self._open(experiment)
+                break
+            except StoreError:
+                if attempt == attempts:
+                    raise
+                time.sleep(1.5 * attempt)
         self.experiment = experiment
         self.parent_id: str | None = None
+
+    def _open(self, experiment: str) -> None:
+        """The client and the experiment's id (the experiment created, and tagged for MLflow's UI, if new)."""
+        try:
+            client = MlflowClient(tracking_uri=self.tracking_uri)  # opens the store: runs MLflow's migrations
+        except Exception as exc:
+            raise StoreError(self.tracking_uri, exc) from exc
+        self.client = _GuardedClient(client, self.tracking_uri)
+        found = self.client.get_experiment_by_name(experiment)
+        if found is None:
+            try:
+                self.experiment_id = self.client.create_experiment(
+                    experiment, artifact_location=artifact_root_for(self.tracking_uri))
+            except StoreError:  # created meanwhile by another process (a remote server: no lock)
+                found = self.client.get_experiment_by_name(experiment)
+                if found is None:
+                    raise
+                self.experiment_id = found.experiment_id
+        else:
+            self.experiment_id = found.experiment_id
+        if found is None or _EXPERIMENT_KIND not in found.tags:
+            # MLflow 3's UI opens an untagged experiment on its GenAI (traces)
+            # overview; this tag makes it open on the runs table.
+            self.client.set_experiment_tag(self.experiment_id, _EXPERIMENT_KIND, "custom_model_development")
 
     # ------------------------------------------------------------- parent
     def start_search(self, pipeline_name: str, config: dict, config_text: str, run_name: str | None = None) -> str:
