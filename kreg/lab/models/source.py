@@ -239,7 +239,7 @@ def placements_of(model, plan) -> dict:
         if isinstance(reg, kr.Schedulable):
             return penalty_names(reg.regularizer)
         if isinstance(reg, kr.Sum):
-            return [n for term in reg.terms for n in penalty_names(term)]
+            return [n for term in reg.regularizers for n in penalty_names(term)]
         table = {kr.ElasticNet: ["elastic_net"], kr.GroupLasso: ["group_lasso"], keras.regularizers.L1L2: []}
         for cls, names in table.items():
             if isinstance(reg, cls):
