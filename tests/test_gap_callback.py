@@ -20,6 +20,10 @@ def small_model(dropout=0.5):
 
 def test_gap_sign_convention():
     assert lower_is_better("loss") and lower_is_better("val_mse") and not lower_is_better("accuracy")
+    # The lab's classification metric `nll` (the loss without penalty terms) is minimised: its gap is
+    # val - train, and an objective `val_nll` is a minimisation (it once came out as "max").
+    assert lower_is_better("val_nll") and lower_is_better("kl_divergence") and not lower_is_better("r2")
+    assert gap_value("nll", 0.04, 0.15) == pytest.approx(0.11)
     assert gap_value("loss", 0.2, 0.5) == pytest.approx(0.3)
     assert gap_value("accuracy", 0.99, 0.90) == pytest.approx(0.09)
 

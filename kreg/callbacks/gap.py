@@ -19,7 +19,8 @@ import numpy as np
 
 from kreg import _validation as v
 
-_LOWER_IS_BETTER = ("loss", "error", "crossentropy", "mse", "mae", "hinge", "brier", "ece", "mce")
+_LOWER_IS_BETTER = ("loss", "error", "crossentropy", "mse", "mae", "hinge", "brier", "ece", "mce", "nll",
+                    "divergence", "perplexity")
 
 
 def lower_is_better(metric_name: str) -> bool:
