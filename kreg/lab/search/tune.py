@@ -104,6 +104,7 @@ class SearchSummary:
     experiment_id: str | None = None
     metric: str = "accuracy"
     higher_is_better: bool = True
+    objective: Objective | None = None  # what picked the best trial (validation only)
 
     @property
     def gain_test(self) -> float | None:
@@ -517,7 +518,7 @@ def finish_search(search: Search, tracker, session, records, *, status: str, err
         best=pick_best(records, search.objective),
         duration_s=duration_s, status=status, error=error,
         experiment_id=tracker.experiment_id, metric=search.task.primary,
-        higher_is_better=search.task.higher_is_better(search.task.primary),
+        higher_is_better=search.task.higher_is_better(search.task.primary), objective=search.objective,
     )
     with tempfile.TemporaryDirectory() as tmp:
         tags = {"kreg.best_trial_id": summary.best.trial_id} if summary.best else {}

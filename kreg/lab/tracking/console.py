@@ -89,6 +89,12 @@ class RichReporter:
         table = Table(title=f"{summary.pipeline}: baseline vs best ({len(summary.records)} trials, "
                             f"{summary.duration_s:.0f}s)")
         table.add_column("trial")
+        # When something else than val_<metric> picks the best trial (a gap-penalized loss, another metric),
+        # show it first: otherwise a "best" with a lower validation score than the baseline looks like a bug.
+        objective = summary.objective
+        selects = objective is not None and objective.name != f"val_{metric}"
+        if selects:
+            table.add_column(f"{objective.name} ({objective.direction}, picks best)", justify="right", no_wrap=True)
         # Gaps are positive when overfitting: val - train for losses and errors, train - val for scores.
         for col in (f"val {metric}", f"test {metric}", f"gap {metric} (val)", f"gap {metric} (test)", "epochs"):
             table.add_column(col, justify="right", no_wrap=True)
@@ -97,7 +103,8 @@ class RichReporter:
             if record is None or record.status != COMPLETED:
                 continue
             m = record.metrics
-            table.add_row(f"{label} ({record.trial_id})", _fmt(m.get(f"val_{metric}")),
+            table.add_row(f"{label} ({record.trial_id})", *([_fmt(record.objective)] if selects else []),
+                          _fmt(m.get(f"val_{metric}")),
                           _fmt(m.get(f"test_{metric}")), _fmt(m.get(f"gap_{metric}")),
                           _fmt(m.get(f"test_gap_{metric}")), str(m["epochs_run"]))
             plans.append(f"{label}: {record.plan.describe()}")
