@@ -4,7 +4,8 @@ Library: ``kreg.layers``, ``kreg.regularizers``, ``kreg.constraints``,
 ``kreg.losses``, ``kreg.metrics``, ``kreg.augment``, ``kreg.callbacks``,
 ``kreg.training``, ``kreg.schedules``. Lab (``kreg.lab``, which the library
 never imports): ``kreg.tune`` (search your model on your data),
-``kreg.regularize`` (a plan onto any Keras model), ``kreg.data`` (data
+``kreg.regularize`` (a plan onto any Keras model), ``kreg.study`` (a
+claim of the seeds measured on your model), ``kreg.data`` (data
 sources), ``kreg.models`` (built-in builders) and the ``kreg`` command.
 
 Submodules load lazily so ``import kreg`` (and ``kreg validate``) stays fast
@@ -42,7 +43,7 @@ _SUBMODULES = (
     "training",
 )
 # The lab's entry points, loaded on first use (they import Keras, MLflow, keras-tuner).
-_LAB = {"tune": "kreg.lab.search.tune", "regularize": "kreg.lab.apply"}
+_LAB = {"tune": "kreg.lab.search.tune", "regularize": "kreg.lab.apply", "study": "kreg.lab.studies"}
 
 __all__ = [
     "DropBlockSpec",
@@ -54,6 +55,7 @@ __all__ = [
     "__version__",
     "predict_mc",
     "regularize",
+    "study",
     "tune",
     *_SUBMODULES,
 ]

@@ -10,7 +10,7 @@ import pytest
 
 API = {
     "kreg": ["DropBlockSpec", "EarlyStoppingSpec", "ElasticNetSpec", "RegularizationPlan", "SWASpec",
-             "ScheduleSpec", "__version__", "predict_mc", "regularize", "tune", "augment", "callbacks",
+             "ScheduleSpec", "__version__", "predict_mc", "regularize", "study", "tune", "augment", "callbacks",
              "constraints", "data", "lab", "layers", "losses", "metrics", "models", "regularizers", "schedules",
              "training"],
     "kreg.lab": ["Classification", "ConfigError", "DataError", "Regression", "RegularizationPlan", "SearchSpace",

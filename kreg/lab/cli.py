@@ -65,6 +65,19 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("techniques", help="list every technique the search offers: parameters, what it acts on, "
                                       "which data and tasks it fits")
 
+    study = sub.add_parser("study", help="measure one of the seeds' claims on a model and data (a learning "
+                                         "curve, ensemble size...) and log it to MLflow with its plot")
+    study.add_argument("kind", help="the study: " + ", ".join(_study_kinds()))
+    study.add_argument("pipeline", nargs="?", help="take the model, data and training settings from this pipeline "
+                                                   "(default: the built-in MLP on wine)")
+    study.add_argument("--plan", help="fixed techniques to compare with the baseline, e.g. 'dropout=0.3,l2=1e-4'")
+    study.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE",
+                       help="a study option, e.g. members=8 or fractions=0.1,0.3,1 (repeatable)")
+    study.add_argument("--epochs", type=int)
+    study.add_argument("--seed", type=int)
+    study.add_argument("--tracking-uri")
+    study.add_argument("--experiment", default="kreg-studies")
+
     ui = sub.add_parser("ui", help="MLflow UI over the project's store")
     ui.add_argument("--port", type=int, default=5000)
     ui.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -208,6 +221,55 @@ def _cmd_techniques(args) -> int:
     return 0
 
 
+def _study_kinds() -> list[str]:
+    from kreg.lab.studies import STUDIES
+
+    return sorted(STUDIES)
+
+
+def _value(text: str):
+    """``0.3`` -> 0.3, ``8`` -> 8, ``0.1,0.5,1`` -> (0.1, 0.5, 1), anything else as written."""
+    import yaml
+
+    if "," in text:
+        return tuple(_value(part) for part in text.split(",") if part.strip())
+    value = yaml.safe_load(text)
+    return value if isinstance(value, (int, float, bool)) else text.strip()
+
+
+def _pairs(text: str | None, field: str) -> dict:
+    out = {}
+    for item in [p for p in (text or "").split(",") if p.strip()]:
+        if "=" not in item:
+            raise ConfigError(field, item, "NAME=VALUE")
+        name, value = item.split("=", 1)
+        out[name.strip()] = _value(value)
+    return out
+
+
+def _cmd_study(args) -> int:
+    from kreg.lab.studies import study
+
+    options = {}
+    for item in args.set:
+        if "=" not in item:
+            raise ConfigError("--set", item, "OPTION=VALUE")
+        name, value = item.split("=", 1)
+        options[name.strip()] = _value(value)
+    kwargs = {"model": "mlp", "data": "wine", "model_args": {"width": 64, "depth": 2}, "epochs": 60}
+    if args.pipeline:
+        tune = load_pipeline(args.pipeline).tune_kwargs()
+        kwargs = {k: tune[k] for k in ("model", "data", "model_args", "epochs", "batch_size", "learning_rate",
+                                       "optimizer", "seed", "task") if tune.get(k) is not None}
+    for key in ("epochs", "seed"):
+        if getattr(args, key) is not None:
+            kwargs[key] = getattr(args, key)
+    result = study(args.kind, plan=_pairs(args.plan, "--plan"), tracking_uri=args.tracking_uri,
+                   experiment=args.experiment, **kwargs, **options)
+    del result  # a claim that did not hold is a finding, not an error: exit 0 either way
+    return 0
+
+
 def _cmd_ui(args) -> int:
     from kreg.lab.tracking.store import check_tracking_uri, resolve_tracking_uri
     from kreg.lab.ui import serve
@@ -220,7 +282,7 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
         return {"tune": _cmd_tune, "worker": _cmd_worker, "validate": _cmd_validate, "techniques": _cmd_techniques,
-                "ui": _cmd_ui}[args.command](args)
+                "study": _cmd_study, "ui": _cmd_ui}[args.command](args)
     except ConfigError as exc:
         print(f"kreg: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

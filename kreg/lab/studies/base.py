@@ -1,0 +1,180 @@
+"""What every study shares: the resolved search it trains with, its MLflow runs, its verdict.
+
+A study answers one claim of the seeds on the user's own model and data. It
+is one MLflow parent run (tags ``kreg.role = study``, ``kreg.study = KIND``,
+``kreg.claim``, ``kreg.verdict``, ``kreg.held``), one nested run per point
+it trains (tag ``kreg.point``: the training size, the member count...), its
+figures as the parent's metrics and its plot(s) as the parent's artifacts.
+
+Training goes through the search's own machinery (``prepare`` resolves the
+model, data, task and settings exactly as ``kreg.tune`` does; ``fit_plan``
+and ``final_metrics`` train and measure a plan as a trial does), so a study
+sees the model a search would train, with train figures in inference mode.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+
+@dataclasses.dataclass
+class StudyResult:
+    """What a study found: its points, its headline figures, whether the claim held, and why."""
+
+    kind: str
+    claim: str
+    points: list[dict]
+    figures: dict[str, float]
+    held: bool
+    verdict: str
+    plots: list[Path] = dataclasses.field(default_factory=list)
+    parent_run_id: str | None = None
+    duration_s: float = 0.0
+
+
+class Study:
+    """One claim and how to measure it; subclasses set ``kind``/``claim`` and implement ``run``."""
+
+    kind: str = ""
+    claim: str = ""
+    options: dict[str, Any] = {}  # option -> default
+
+    def check(self, **options) -> dict:
+        """The options, checked (a ``ConfigError`` naming the bad one) before any data loads or run starts."""
+        return options
+
+    def run(self, ctx: "StudyContext", **options) -> tuple[list[dict], dict, bool, str, list[Path]]:
+        """Returns (points, figures, held, verdict, plots)."""
+        raise NotImplementedError
+
+
+class StudyContext:
+    """The resolved search, the plan to compare with the baseline, and the study's MLflow runs."""
+
+    def __init__(self, prepared, tracker, kind: str, out_dir: Path, echo: Callable[[str], None]):
+        self.prepared, self.search, self.tracker = prepared, prepared.search, tracker
+        self.kind, self.out_dir, self.echo = kind, out_dir, echo
+        settings = self.search.training.settings()
+        from kreg.lab.plan import RegularizationPlan
+
+        self.baseline = RegularizationPlan(**settings)
+        self.plan = self.search.space.largest_plan(settings)  # the study's fixed techniques
+        self.train_sample = self.search.splits.train_sample(self.search.train_eval_samples)
+
+    @property
+    def metric(self) -> str:
+        return self.search.task.primary
+
+    def train(self, plan, *, point: str, splits=None, seed: int | None = None, epochs: int | None = None,
+              keep_model: bool = False) -> dict:
+        """Trains ``plan`` (on ``splits``, default the study's) as a trial does; logs a nested run.
+
+        Returns the trial's end figures (``train_*`` in inference mode, ``val_*``, ``test_*``, gaps), plus
+        ``model`` when ``keep_model``.
+        """
+        import keras
+
+        from kreg.lab.trial.fit import fit_plan
+        from kreg.lab.trial.measure import final_metrics
+
+        search = self.search if splits is None else dataclasses.replace(self.search, splits=splits)
+        sample = self.train_sample if splits is None else splits.train_sample(search.train_eval_samples)
+        seed = self.search.seed if seed is None else seed
+        start = time.perf_counter()
+        fitted = fit_plan(search, plan, epochs or search.training.epochs, sample, seed=seed)
+        metrics = final_metrics(fitted, search)
+        metrics["duration_s"] = time.perf_counter() - start
+        self.log_point(point, plan, metrics)
+        if keep_model:
+            metrics["model"], metrics["activation"] = fitted.model, fitted.built.output_activation
+        else:
+            keras.backend.clear_session()
+        return metrics
+
+    def log_point(self, point: str, plan, metrics: dict) -> None:
+        from kreg.lab.tracking.mlflow import TrialRun
+
+        run = self.tracker.client.create_run(
+            self.tracker.experiment_id, run_name=f"{self.kind}-{point}",
+            tags={"mlflow.parentRunId": self.tracker.parent_id, "kreg.study": self.kind, "kreg.point": point,
+                  "kreg.plan": plan.describe(), "kreg.techniques": ",".join(plan.active_techniques()) or "baseline"})
+        child = TrialRun(self.tracker.client, run.info.run_id)
+        child.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+        child.finish("COMPLETED")
+
+
+def run_study(study: Study, model, data, *, plan: dict | None = None, epochs: int = 30, batch_size: int = 64,
+              learning_rate: float = 1e-3, optimizer: str = "adam", seed: int = 0, model_args: dict | None = None,
+              tracking_uri: str | None = None, experiment: str = "kreg-studies", verbose: int = 1,
+              task=None, **options) -> StudyResult:
+    """Resolves the model and data as ``kreg.tune`` does, runs ``study`` under one MLflow parent run."""
+    from kreg.lab.errors import ConfigError
+    from kreg.lab.search.tune import prepare
+    from kreg.lab.tracking.mlflow import SearchTracker
+    from kreg.lab.tracking.store import check_tracking_uri, resolve_tracking_uri
+
+    unknown = sorted(set(options) - set(study.options))
+    if unknown:
+        raise ConfigError(f"study.{unknown[0]}", options[unknown[0]],
+                          f"an option of the {study.kind} study ({', '.join(sorted(study.options)) or 'none'})")
+    values = study.check(**{**study.options, **options})
+    uri = check_tracking_uri(resolve_tracking_uri(tracking_uri))
+    prepared = prepare(model, data, techniques=plan or {}, epochs=epochs, batch_size=batch_size,
+                       learning_rate=learning_rate, optimizer=optimizer, tuner="random", max_trials=1, seed=seed,
+                       model_args=model_args, tracking_uri=uri, experiment=experiment, task=task,
+                       name=f"study-{study.kind}")
+    echo = print if verbose else (lambda line: None)
+    tracker = SearchTracker(uri, experiment)
+    start = time.perf_counter()
+    parent = tracker.client.create_run(
+        tracker.experiment_id, run_name=f"{study.kind}-{time.strftime('%Y%m%d-%H%M%S')}",
+        tags={"kreg.role": "study", "kreg.study": study.kind, "kreg.claim": study.claim,
+              "kreg.task": prepared.search.task.describe(), "kreg.model": prepared.search.model.describe()})
+    tracker.parent_id = parent.info.run_id
+    tracker.client.log_batch(tracker.parent_id, params=_params({"epochs": epochs, "seed": seed, **values,
+                                                                 "plan": _describe(prepared)}))
+    echo(f"kreg study {study.kind}: {study.claim}")
+    echo(f"  model: {prepared.search.model.describe()}; plan compared with the baseline: {_describe(prepared)}")
+    status = "FAILED"
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            ctx = StudyContext(prepared, tracker, study.kind, Path(tmp), echo)
+            points, figures, held, verdict, plots = study.run(ctx, **values)
+            tracker.client.log_batch(tracker.parent_id, metrics=_metrics(figures))
+            for path in plots:
+                tracker.client.log_artifact(tracker.parent_id, str(path))
+            tracker.client.set_tag(tracker.parent_id, "kreg.verdict", verdict)
+            tracker.client.set_tag(tracker.parent_id, "kreg.held", str(held).lower())
+            status = "FINISHED"
+            echo(f"{'HELD' if held else 'DID NOT HOLD'}: {verdict}")
+            echo(f"MLflow parent run {tracker.parent_id} in experiment '{experiment}' (plots among its artifacts)")
+            plots = [Path(p.name) for p in plots]  # the files went with the temporary directory
+    finally:
+        tracker.client.set_terminated(tracker.parent_id, status)
+    return StudyResult(study.kind, study.claim, points, figures, held, verdict, plots, tracker.parent_id,
+                       time.perf_counter() - start)
+
+
+def _describe(prepared) -> str:
+    settings = prepared.search.training.settings()
+    return prepared.search.space.largest_plan(settings).describe()
+
+
+def _params(values: dict) -> list:
+    from mlflow.entities import Param
+
+    return [Param(k, str(v)[:6000]) for k, v in sorted(values.items())]
+
+
+def _metrics(values: dict) -> list:
+    import math
+
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    return [Metric(k, float(v), now, 0) for k, v in sorted(values.items())
+            if isinstance(v, (int, float)) and math.isfinite(float(v))]

@@ -1,0 +1,96 @@
+"""Issue 14 (first studies): a claim of the seeds measured on a model and data, logged to MLflow and read back."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from kreg.lab.studies.ensemble_size import decomposition, probabilities
+
+SMALL = {"model_args": {"width": 16, "depth": 1}, "verbose": 0}
+
+
+def test_decomposition_equals_the_error_of_the_average_and_falls_as_1_over_k_for_independent_errors():
+    rng = np.random.default_rng(0)
+    errors = rng.normal(size=(4, 500, 3))
+    d = decomposition(errors)
+    direct = np.mean(np.sum(errors.mean(axis=0) ** 2, axis=-1))  # the reference: the average's squared error
+    assert d["measured"] == pytest.approx(direct, rel=1e-12)
+    assert d["predicted"] == pytest.approx(direct, rel=1e-12)
+    assert d["V"] == pytest.approx(3.0, rel=0.05) and abs(d["C"]) < 0.1  # independent: V/k
+    assert d["measured"] == pytest.approx(3.0 / 4, rel=0.1)
+    shared = rng.normal(size=(1, 500, 3))  # the same error in every member: averaging cannot help
+    same = decomposition(np.repeat(shared, 4, axis=0))
+    assert same["C"] == pytest.approx(same["V"]) and same["measured"] == pytest.approx(same["V"])
+
+
+def test_probabilities_from_every_head():
+    logits = np.array([[2.0, 0.0, -1.0]])
+    assert probabilities(logits, "linear").sum() == pytest.approx(1.0)
+    assert probabilities(logits, "linear").argmax() == 0
+    assert probabilities(np.array([[0.8]]), "sigmoid") == pytest.approx(np.array([[0.2, 0.8]]))
+    assert probabilities(np.array([[0.0]]), "binary_logit") == pytest.approx(np.array([[0.5, 0.5]]))
+
+
+def test_ensemble_size_formula_holds_and_its_runs_are_in_mlflow(tmp_path):
+    import kreg
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = kreg.study("ensemble_size", "mlp", "wine", plan={"dropout": 0.2}, epochs=8, members=3,
+                        tracking_uri=uri, **SMALL)
+    assert [p["k"] for p in result.points] == [1, 2, 3]
+    for point in result.points:
+        assert point["measured"] == pytest.approx(point["predicted"], abs=1e-12)
+    assert result.held and result.figures["error_kmax"] <= result.figures["V"]
+    client = MlflowClient(uri)
+    parent = client.get_run(result.parent_run_id)
+    assert parent.info.status == "FINISHED" and parent.data.tags["kreg.study"] == "ensemble_size"
+    assert parent.data.tags["kreg.held"] == "true" and "V/k + (k-1)C/k" in parent.data.tags["kreg.verdict"]
+    assert parent.data.metrics["max_abs_difference"] < 1e-12
+    children = client.search_runs([parent.info.experiment_id],
+                                  f"tags.mlflow.parentRunId = '{result.parent_run_id}'")
+    assert sorted(r.data.tags["kreg.point"] for r in children) == ["member-1", "member-2", "member-3"]
+    assert all(r.data.tags["kreg.plan"] == "dropout=0.2" and "test_accuracy" in r.data.metrics for r in children)
+    assert [a.path for a in client.list_artifacts(result.parent_run_id)] == ["ensemble_size.png"]
+
+
+def test_learning_curve_from_the_command_line(tmp_path):
+    """`kreg study` in a fresh process; the store read back: the gap shrinks from 10% of wine to all of it."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KREG_HOME": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "kreg.lab.cli", "study", "learning_curve", "--plan", "dropout=0.3",
+                           "--set", "fractions=0.1,1", "--epochs", "40", "--tracking-uri", uri],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    assert "HELD: baseline gap in accuracy" in proc.stdout, proc.stdout
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("kreg-studies")
+    parents = client.search_runs([exp.experiment_id], "tags.`kreg.role` = 'study'")
+    assert len(parents) == 1 and parents[0].data.tags["kreg.study"] == "learning_curve"
+    m = parents[0].data.metrics
+    assert m["size_smallest"] == 11 and m["size_largest"] == 106 and m["gap_largest"] < m["gap_smallest"]
+    children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{parents[0].info.run_id}'")
+    assert sorted(r.data.tags["kreg.point"] for r in children) == ["baseline-n106", "baseline-n11",
+                                                                    "plan-n106", "plan-n11"]
+    assert [a.path for a in client.list_artifacts(parents[0].info.run_id)] == ["learning_curve.png"]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["study", "nope"], "Expected one of ensemble_size, learning_curve"),
+    (["study", "learning_curve", "--set", "bogus=1"], "an option of the learning_curve study (fractions)"),
+    (["study", "learning_curve", "--set", "fractions=0.5"], "two or more fractions"),
+    (["study", "ensemble_size", "--set", "members=1"], "an integer of at least 2"),
+    (["study", "ensemble_size", "--plan", "dropout"], "NAME=VALUE"),
+])
+def test_bad_study_input_is_refused_naming_the_field(tmp_path, capsys, args, expected):
+    from kreg.lab.cli import main
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert main([*args, "--tracking-uri", uri, "--epochs", "1"]) == 2
+    assert expected in capsys.readouterr().err
+    assert not (tmp_path / "mlflow.db").exists()  # refused before the data loaded or any run was created
