@@ -60,7 +60,8 @@ def test_ensemble_size_formula_holds_and_its_runs_are_in_mlflow(tmp_path):
 
 
 def test_learning_curve_from_the_command_line(tmp_path):
-    """`kreg study` in a fresh process; the store read back: the gap shrinks from 10% of wine to all of it."""
+    """`kreg study` in a fresh process (its default: the MLP on digits); the store read back: the gap shrinks
+    from 10% of the training set to all of it."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KREG_HOME": str(tmp_path)}
     proc = subprocess.run([sys.executable, "-m", "kreg.lab.cli", "study", "learning_curve", "--plan", "dropout=0.3",
@@ -73,10 +74,10 @@ def test_learning_curve_from_the_command_line(tmp_path):
     parents = client.search_runs([exp.experiment_id], "tags.`kreg.role` = 'study'")
     assert len(parents) == 1 and parents[0].data.tags["kreg.study"] == "learning_curve"
     m = parents[0].data.metrics
-    assert m["size_smallest"] == 11 and m["size_largest"] == 106 and m["gap_largest"] < m["gap_smallest"]
+    assert m["size_smallest"] == 72 and m["size_largest"] == 718 and m["gap_largest"] < m["gap_smallest"]
     children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{parents[0].info.run_id}'")
-    assert sorted(r.data.tags["kreg.point"] for r in children) == ["baseline-n106", "baseline-n11",
-                                                                    "plan-n106", "plan-n11"]
+    assert sorted(r.data.tags["kreg.point"] for r in children) == ["baseline-n718", "baseline-n72",
+                                                                    "plan-n718", "plan-n72"]
     assert [a.path for a in client.list_artifacts(parents[0].info.run_id)] == ["learning_curve.png"]
 
 

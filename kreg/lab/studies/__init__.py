@@ -15,7 +15,7 @@ from kreg.lab.studies.learning_curve import LearningCurve
 STUDIES: dict[str, Study] = {s.kind: s for s in (LearningCurve(), EnsembleSize())}
 
 
-def study(kind: str, model="mlp", data="wine", **kwargs) -> StudyResult:
+def study(kind: str, model="mlp", data="digits", **kwargs) -> StudyResult:
     """Runs the study ``kind`` (see ``STUDIES``) on ``model`` and ``data``; returns its ``StudyResult``.
 
     ``model`` and ``data`` are what ``kreg.tune`` takes; ``plan`` is a dict of

@@ -83,8 +83,11 @@ class LearningCurve(Study):
             ax_value.plot(sizes, [p["val"] for p in rows], style, marker="o", color="tab:orange",
                           label=f"validation ({label})")
             ax_gap.plot(sizes, [p["gap"] for p in rows], style, marker="o", color="tab:red", label=label)
+        sizes = sorted({p["size"] for p in points})
         for ax, title in ((ax_value, metric), (ax_gap, f"gap in {metric} (positive = overfitting)")):
             ax.set_xscale("log")
+            ax.minorticks_off()
+            ax.set_xticks(sizes, [str(n) for n in sizes])
             ax.set_xlabel("training examples")
             ax.set_title(title)
             ax.grid(alpha=0.3)
