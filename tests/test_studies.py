@@ -82,7 +82,7 @@ def test_learning_curve_from_the_command_line(tmp_path):
 
 
 @pytest.mark.parametrize("args, expected", [
-    (["study", "nope"], "Expected one of ensemble_size, learning_curve"),
+    (["study", "nope"], "Expected one of ensemble_size, learning_curve, noise_as_l2"),
     (["study", "learning_curve", "--set", "bogus=1"], "an option of the learning_curve study (fractions)"),
     (["study", "learning_curve", "--set", "fractions=0.5"], "two or more fractions"),
     (["study", "ensemble_size", "--set", "members=1"], "an integer of at least 2"),
@@ -95,3 +95,28 @@ def test_bad_study_input_is_refused_naming_the_field(tmp_path, capsys, args, exp
     assert main([*args, "--tracking-uri", uri, "--epochs", "1"]) == 2
     assert expected in capsys.readouterr().err
     assert not (tmp_path / "mlflow.db").exists()  # refused before the data loaded or any run was created
+
+
+def test_ridge_convention_matches_scikit_learn_with_the_summed_loss():
+    """alpha = s^2 on the mean loss is scikit-learn's Ridge(alpha = n * s^2) on the summed one."""
+    from sklearn.linear_model import Ridge
+
+    from kreg.lab.studies.noise_as_l2 import ridge
+
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(200, 6)), rng.normal(size=(200, 2))
+    reference = Ridge(alpha=200 * 0.25).fit(x, y).coef_.T
+    assert ridge(x, y, 0.25) == pytest.approx(reference, rel=1e-9, abs=1e-12)
+
+
+def test_noise_as_l2_on_wine(tmp_path):
+    import kreg
+
+    result = kreg.study("noise_as_l2", "mlp", "wine", noise=(0.5,), steps=900,
+                        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", **SMALL)
+    (point,) = result.points
+    assert point["l2_vs_ridge"] < 0.005  # Keras' L2(s^2 / outputs) on the scaled problem is the closed form
+    assert point["noise_vs_ridge"] < 0.05 and point["ols_vs_ridge"] > 0.5  # noise lands on ridge, far from OLS
+    assert result.held
+    parent = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_run(result.parent_run_id)
+    assert parent.data.tags["kreg.study"] == "noise_as_l2" and parent.data.metrics["max_noise_vs_ridge"] < 0.05

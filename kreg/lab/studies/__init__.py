@@ -11,8 +11,9 @@ from __future__ import annotations
 from kreg.lab.studies.base import Study, StudyResult, run_study
 from kreg.lab.studies.ensemble_size import EnsembleSize
 from kreg.lab.studies.learning_curve import LearningCurve
+from kreg.lab.studies.noise_as_l2 import NoiseAsL2
 
-STUDIES: dict[str, Study] = {s.kind: s for s in (LearningCurve(), EnsembleSize())}
+STUDIES: dict[str, Study] = {s.kind: s for s in (LearningCurve(), EnsembleSize(), NoiseAsL2())}
 
 
 def study(kind: str, model="mlp", data="digits", **kwargs) -> StudyResult:
