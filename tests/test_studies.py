@@ -82,7 +82,8 @@ def test_learning_curve_from_the_command_line(tmp_path):
 
 
 @pytest.mark.parametrize("args, expected", [
-    (["study", "nope"], "Expected one of ensemble_size, learning_curve, noise_as_l2"),
+    (["study", "nope"], "Expected one of dropout_inference, ensemble_size, learning_curve, noise_as_l2"),
+    (["study", "dropout_inference", "--set", "rate=1.5"], "a dropout rate in (0, 1)"),
     (["study", "learning_curve", "--set", "bogus=1"], "an option of the learning_curve study (fractions)"),
     (["study", "learning_curve", "--set", "fractions=0.5"], "two or more fractions"),
     (["study", "ensemble_size", "--set", "members=1"], "an integer of at least 2"),
@@ -120,3 +121,28 @@ def test_noise_as_l2_on_wine(tmp_path):
     assert result.held
     parent = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_run(result.parent_run_id)
     assert parent.data.tags["kreg.study"] == "noise_as_l2" and parent.data.metrics["max_noise_vs_ridge"] < 0.05
+
+
+def test_spread_auroc_against_a_direct_count():
+    from kreg.lab.studies.dropout_inference import spread_auroc
+
+    spread = np.array([0.1, 0.2, 0.3, 0.4, 0.2])
+    wrong = np.array([False, False, True, True, True])
+    # misclassified spreads 0.3, 0.4, 0.2 against correct 0.1, 0.2: 5 of 6 pairs higher, 1 tie
+    assert spread_auroc(spread, wrong) == pytest.approx((5 + 0.5) / 6)
+
+
+def test_dropout_inference_on_digits(tmp_path):
+    import kreg
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = kreg.study("dropout_inference", epochs=15, samples=40, tracking_uri=uri, verbose=0,
+                        model_args={"width": 32, "depth": 1})  # undertrained (accuracy about 0.82) on purpose
+    f = result.figures
+    assert f["mean_to_inference_ratio"] == pytest.approx(1.0, abs=0.02)  # inverted dropout keeps the mean
+    assert f["relative_deviation"] < f["relative_deviation_unscaled"] / 2
+    assert f["spread_auroc"] > 0.6 and f["error_high_spread"] > f["error_low_spread"]
+    assert result.held
+    client = MlflowClient(uri)
+    assert client.get_run(result.parent_run_id).data.tags["kreg.study"] == "dropout_inference"
+    assert [a.path for a in client.list_artifacts(result.parent_run_id)] == ["dropout_inference.png"]

@@ -59,7 +59,7 @@ def fit_linear(x: np.ndarray, y: np.ndarray, *, noise: float = 0.0, l2: float = 
     batches = tf.data.Dataset.from_tensors(full).repeat(per_round)  # one round: `per_round` full-batch steps
     kernels = []
     for round_ in range(rounds):
-        model.fit(batches, epochs=1, verbose=0)
+        model.fit(batches, epochs=1, verbose=0, shuffle=False)
         if round_ >= rounds - rounds // 3:
             kernels.append(keras.ops.convert_to_numpy(dense.kernel))
     return np.mean(kernels, axis=0) / np.sqrt(k)
