@@ -82,7 +82,8 @@ def test_learning_curve_from_the_command_line(tmp_path):
 
 
 @pytest.mark.parametrize("args, expected", [
-    (["study", "nope"], "Expected one of dropout_inference, ensemble_size, learning_curve, noise_as_l2"),
+    (["study", "nope"], "Expected one of dropout_inference, ensemble_size, label_smoothing, learning_curve, noise_as_l2"),
+    (["study", "label_smoothing", "--set", "strengths=0.1,0.2"], "0 among them"),
     (["study", "dropout_inference", "--set", "rate=1.5"], "a dropout rate in (0, 1)"),
     (["study", "learning_curve", "--set", "bogus=1"], "an option of the learning_curve study (fractions)"),
     (["study", "learning_curve", "--set", "fractions=0.5"], "two or more fractions"),
@@ -146,3 +147,29 @@ def test_dropout_inference_on_digits(tmp_path):
     client = MlflowClient(uri)
     assert client.get_run(result.parent_run_id).data.tags["kreg.study"] == "dropout_inference"
     assert [a.path for a in client.list_artifacts(result.parent_run_id)] == ["dropout_inference.png"]
+
+
+def test_reliability_bins_and_ece_by_hand():
+    from kreg.lab.studies.label_smoothing import reliability
+
+    probs = np.array([[0.95, 0.05], [0.9, 0.1], [0.4, 0.6], [0.7, 0.3]])
+    y = np.array([0, 1, 1, 0])
+    conf, acc, count, ece = reliability(probs, y, bins=10)
+    assert count.sum() == 4 and count[9] == 1 and count[8] == 1 and count[5] == 1 and count[6] == 1
+    # |1 - 0.95| + |0 - 0.9| + |1 - 0.6| + |1 - 0.7|, over 4 examples
+    assert ece == pytest.approx((0.05 + 0.9 + 0.4 + 0.3) / 4)
+
+
+def test_label_smoothing_lowers_confidence_and_is_logged(tmp_path):
+    import kreg
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = kreg.study("label_smoothing", "mlp", "wine", epochs=150, strengths=(0.0, 0.3), tracking_uri=uri,
+                        model_args={"width": 32, "depth": 1}, verbose=0)  # trained until confident
+    zero, smoothed = result.points
+    assert zero["strength"] == 0.0 and smoothed["strength"] == 0.3
+    assert smoothed["mean_confidence"] < zero["mean_confidence"]  # the targets cap the confidence
+    assert result.held == (smoothed["ece"] < zero["ece"])
+    parent = MlflowClient(uri).get_run(result.parent_run_id)
+    assert parent.data.metrics["ece_baseline"] == pytest.approx(zero["ece"])
+    assert parent.data.tags["kreg.held"] == str(result.held).lower()

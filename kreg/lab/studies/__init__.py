@@ -11,10 +11,12 @@ from __future__ import annotations
 from kreg.lab.studies.base import Study, StudyResult, run_study
 from kreg.lab.studies.dropout_inference import DropoutInference
 from kreg.lab.studies.ensemble_size import EnsembleSize
+from kreg.lab.studies.label_smoothing import LabelSmoothing
 from kreg.lab.studies.learning_curve import LearningCurve
 from kreg.lab.studies.noise_as_l2 import NoiseAsL2
 
-STUDIES: dict[str, Study] = {s.kind: s for s in (LearningCurve(), EnsembleSize(), NoiseAsL2(), DropoutInference())}
+STUDIES: dict[str, Study] = {s.kind: s for s in (LearningCurve(), EnsembleSize(), NoiseAsL2(), DropoutInference(),
+                                                     LabelSmoothing())}
 
 
 def study(kind: str, model="mlp", data="digits", **kwargs) -> StudyResult:
