@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from kreg.lab.studies.ensemble_size import decomposition, probabilities
+from kreg.lab.studies.base import probabilities
+from kreg.lab.studies.ensemble_size import decomposition
 
 SMALL = {"model_args": {"width": 16, "depth": 1}, "verbose": 0}
 

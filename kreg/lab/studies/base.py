@@ -103,7 +103,7 @@ class StudyContext:
             tags={"mlflow.parentRunId": self.tracker.parent_id, "kreg.study": self.kind, "kreg.point": point,
                   "kreg.plan": plan.describe(), "kreg.techniques": ",".join(plan.active_techniques()) or "baseline"})
         child = TrialRun(self.tracker.client, run.info.run_id)
-        child.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+        child.log_metrics(metrics)  # TrialRun writes the finite numbers
         child.finish("COMPLETED")
 
 
@@ -114,7 +114,7 @@ def run_study(study: Study, model, data, *, plan: dict | None = None, epochs: in
     """Resolves the model and data as ``kreg.tune`` does, runs ``study`` under one MLflow parent run."""
     from kreg.lab.errors import ConfigError
     from kreg.lab.search.tune import prepare
-    from kreg.lab.tracking.mlflow import SearchTracker
+    from kreg.lab.tracking.mlflow import SearchTracker, TrialRun
     from kreg.lab.tracking.store import check_tracking_uri, resolve_tracking_uri
 
     unknown = sorted(set(options) - set(study.options))
@@ -135,8 +135,7 @@ def run_study(study: Study, model, data, *, plan: dict | None = None, epochs: in
         tags={"kreg.role": "study", "kreg.study": study.kind, "kreg.claim": study.claim,
               "kreg.task": prepared.search.task.describe(), "kreg.model": prepared.search.model.describe()})
     tracker.parent_id = parent.info.run_id
-    tracker.client.log_batch(tracker.parent_id, params=_params({"epochs": epochs, "seed": seed, **values,
-                                                                 "plan": _describe(prepared)}))
+    tracker._log_params(tracker.parent_id, {"epochs": epochs, "seed": seed, **values, "plan": _describe(prepared)})
     echo(f"kreg study {study.kind}: {study.claim}")
     echo(f"  model: {prepared.search.model.describe()}; plan compared with the baseline: {_describe(prepared)}")
     status = "FAILED"
@@ -144,7 +143,7 @@ def run_study(study: Study, model, data, *, plan: dict | None = None, epochs: in
         with tempfile.TemporaryDirectory() as tmp:
             ctx = StudyContext(prepared, tracker, study.kind, Path(tmp), echo)
             points, figures, held, verdict, plots = study.run(ctx, **values)
-            tracker.client.log_batch(tracker.parent_id, metrics=_metrics(figures))
+            TrialRun(tracker.client, tracker.parent_id).log_metrics(figures)  # finite numbers only
             for path in plots:
                 tracker.client.log_artifact(tracker.parent_id, str(path))
             tracker.client.set_tag(tracker.parent_id, "kreg.verdict", verdict)
@@ -164,17 +163,32 @@ def _describe(prepared) -> str:
     return prepared.search.space.largest_plan(settings).describe()
 
 
-def _params(values: dict) -> list:
-    from mlflow.entities import Param
+def probabilities(outputs, activation: str):
+    """Class probabilities (n, classes) from a model's outputs and its head (softmax, logits, sigmoid...)."""
+    import numpy as np
 
-    return [Param(k, str(v)[:6000]) for k, v in sorted(values.items())]
+    outputs = np.asarray(outputs, dtype=np.float64)
+    if activation in ("sigmoid", "binary_logit"):
+        p = outputs.reshape(-1)
+        p = 1.0 / (1.0 + np.exp(-p)) if activation == "binary_logit" else p
+        return np.stack([1.0 - p, p], axis=1)
+    if activation == "softmax":
+        return outputs
+    shifted = outputs - outputs.max(axis=1, keepdims=True)  # logits
+    e = np.exp(shifted)
+    return e / e.sum(axis=1, keepdims=True)
 
 
-def _metrics(values: dict) -> list:
-    import math
+def inference_outputs(model, x, batch: int = 1024):
+    """The model's inference outputs, batch by batch (``predict`` would retrace for every new model)."""
+    import keras
+    import numpy as np
 
-    from mlflow.entities import Metric
+    return np.concatenate([keras.ops.convert_to_numpy(model(x[i:i + batch], training=False))
+                           for i in range(0, len(x), batch)])
 
-    now = int(time.time() * 1000)
-    return [Metric(k, float(v), now, 0) for k, v in sorted(values.items())
-            if isinstance(v, (int, float)) and math.isfinite(float(v))]
+
+def save_figure(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return path

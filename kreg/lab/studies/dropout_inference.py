@@ -22,7 +22,7 @@ import warnings
 
 import numpy as np
 
-from kreg.lab.studies.base import Study
+from kreg.lab.studies.base import Study, probabilities, save_figure
 
 
 def spread_auroc(spread: np.ndarray, wrong: np.ndarray) -> float:
@@ -54,7 +54,6 @@ class DropoutInference(Study):
 
         from kreg.lab.errors import ConfigError
         from kreg.lab.plan import RegularizationPlan
-        from kreg.lab.studies.ensemble_size import probabilities
 
         splits = ctx.search.splits
         if not splits.spec.num_classes:
@@ -118,6 +117,4 @@ class DropoutInference(Study):
         ax.set_ylabel("density (test examples)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        return path
+        return save_figure(fig, path)

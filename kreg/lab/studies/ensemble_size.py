@@ -14,21 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kreg.lab.studies.base import Study
-
-
-def probabilities(outputs: np.ndarray, activation: str) -> np.ndarray:
-    """Class probabilities (n, classes) from a model's outputs and its head."""
-    outputs = np.asarray(outputs, dtype=np.float64)
-    if activation in ("sigmoid", "binary_logit"):
-        p = outputs.reshape(-1)
-        p = 1.0 / (1.0 + np.exp(-p)) if activation == "binary_logit" else p
-        return np.stack([1.0 - p, p], axis=1)
-    if activation == "softmax":
-        return outputs
-    shifted = outputs - outputs.max(axis=1, keepdims=True)  # logits
-    e = np.exp(shifted)
-    return e / e.sum(axis=1, keepdims=True)
+from kreg.lab.studies.base import Study, inference_outputs, probabilities, save_figure
 
 
 def decomposition(errors: np.ndarray) -> dict:
@@ -40,14 +26,6 @@ def decomposition(errors: np.ndarray) -> dict:
     v = float(np.trace(gram) / k)
     c = float((gram.sum() - np.trace(gram)) / (k * (k - 1))) if k > 1 else 0.0
     return {"measured": measured, "V": v, "C": c, "predicted": v / k + (k - 1) * c / k}
-
-
-def _outputs(model, x, batch: int = 1024) -> np.ndarray:
-    """The model's inference outputs, batch by batch (``predict`` would retrace for every new member)."""
-    import keras
-
-    return np.concatenate([keras.ops.convert_to_numpy(model(x[i:i + batch], training=False))
-                           for i in range(0, len(x), batch)])
 
 
 class EnsembleSize(Study):
@@ -69,7 +47,7 @@ class EnsembleSize(Study):
         errors, hits = [], []
         for i in range(members):
             m = ctx.train(plan, point=f"member-{i + 1}", seed=ctx.search.seed + 1000 * i, keep_model=True)
-            outputs = _outputs(m["model"], splits.x_test)
+            outputs = inference_outputs(m["model"], splits.x_test)
             if classification:
                 p = probabilities(outputs, m["activation"])
                 target = np.eye(p.shape[1])[np.asarray(splits.y_test).astype(int).reshape(-1)]
@@ -120,6 +98,4 @@ class EnsembleSize(Study):
         ax.set_ylabel("squared error (test)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        return path
+        return save_figure(fig, path)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kreg.lab.studies.base import Study
+from kreg.lab.studies.base import Study, inference_outputs, probabilities, save_figure
 
 
 def reliability(probs: np.ndarray, y: np.ndarray, bins: int = 15) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
@@ -52,7 +52,6 @@ class LabelSmoothing(Study):
 
         from kreg.lab.errors import ConfigError
         from kreg.lab.plan import RegularizationPlan
-        from kreg.lab.studies.ensemble_size import _outputs, probabilities
 
         splits = ctx.search.splits
         if not splits.spec.num_classes:
@@ -63,7 +62,7 @@ class LabelSmoothing(Study):
         for eps in strengths:
             plan = RegularizationPlan.from_dict({**base, "label_smoothing": eps or None})
             m = ctx.train(plan, point=f"smoothing-{eps:g}", keep_model=True)
-            probs = probabilities(_outputs(m["model"], splits.x_test), m["activation"])
+            probs = probabilities(inference_outputs(m["model"], splits.x_test), m["activation"])
             conf, acc, count, ece = reliability(probs, y)
             curves[eps] = (conf, acc, count)
             nll = float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, 1.0))))
@@ -102,6 +101,4 @@ class LabelSmoothing(Study):
         ax_rel.set_title("reliability diagram (test)")
         ax_rel.grid(alpha=0.3)
         ax_rel.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        return path
+        return save_figure(fig, path)

@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-from kreg.lab.studies.base import Study
+from kreg.lab.studies.base import Study, save_figure
 
 
 def subset(splits, size: int, seed: int):
@@ -93,6 +93,4 @@ class LearningCurve(Study):
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
         ax_gap.axhline(0.0, color="grey", lw=0.8)
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        return path
+        return save_figure(fig, path)

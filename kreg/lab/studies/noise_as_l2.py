@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kreg.lab.studies.base import Study
+from kreg.lab.studies.base import Study, save_figure
 
 
 def ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
@@ -138,6 +138,4 @@ class NoiseAsL2(Study):
         ax.set_xticks(s)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        return path
+        return save_figure(fig, path)
