@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 
 from kreg.lab.errors import ConfigError
 
@@ -30,8 +30,38 @@ class Training(Strict):
         return {"batch_size": self.batch_size, "learning_rate": self.learning_rate}
 
 
+class CrossValidation(Strict):
+    """``search.cv``: each trial trains on ``folds`` folds of the pooled training + validation data,
+    ``repeats`` times with new fold assignments; the objective is the mean over them.
+
+    ``scheme``: ``stratified`` (classification), ``kfold`` (shuffled folds), ``forward`` (forward
+    chaining for time-ordered data: no fold trains on its future) or ``auto`` (stratified for
+    classification, kfold otherwise).
+    """
+
+    folds: int = Field(default=5, ge=2)
+    repeats: int = Field(default=1, ge=1)
+    scheme: Literal["auto", "stratified", "kfold", "forward"] = "auto"
+
+    @model_validator(mode="after")
+    def _one_order(self):
+        if self.scheme == "forward" and self.repeats != 1:
+            raise ValueError("repeats: 1 with the forward scheme (time has one order)")
+        return self
+
+    @property
+    def trainings(self) -> int:
+        return self.folds * self.repeats
+
+
 class SearchSettings(Strict):
-    """The tuner, the budget and what is optimized."""
+    """The tuner, the budget, what is optimized, how a trial is scored and how the answer is chosen.
+
+    ``cv`` (None: the holdout validation split) scores each trial by cross-validation; ``select``
+    picks the answer: ``best`` (the best objective) or ``one_se`` (the most regularized trial whose
+    objective is within one standard error of the best); ``refit`` trains the chosen plan (and the
+    baseline) once more on training + validation and tests it.
+    """
 
     tuner: Literal["random", "bayesian", "hyperband", "grid"] = "bayesian"
     max_trials: int = Field(default=10, ge=1)
@@ -42,6 +72,16 @@ class SearchSettings(Strict):
     max_consecutive_failed_trials: int = Field(default=3, ge=1)
     hyperband_factor: int = Field(default=3, ge=2)
     initial_points: int | None = Field(default=None, ge=1)
+    cv: CrossValidation | None = None
+    select: Literal["best", "one_se"] = "best"
+    refit: StrictBool = True
+
+    @field_validator("cv", mode="before")
+    @classmethod
+    def _folds_only(cls, value):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return {"folds": value}  # cv: 5
+        return None if value is False else value
 
 
 class Sharpness(Strict):

@@ -86,7 +86,10 @@ class SearchSummary:
     """What a search found, relative to its baseline.
 
     ``records`` hold every trial (``.plan``, ``.metrics``, ``.run_id``,
-    ``.status``); ``best`` is chosen by the validation objective only;
+    ``.status``); ``best`` is the answer, chosen on validation only by the
+    selection rule (``top``: the best objective, the same trial under
+    ``select="best"``); ``model`` the answer refit on training + validation
+    and ``comparison`` its test figures against the refit baseline's;
     ``gain_test`` is the best trial's test figure of the task's headline
     metric against the baseline's, positive when the best is better.
     """
@@ -105,6 +108,20 @@ class SearchSummary:
     metric: str = "accuracy"
     higher_is_better: bool = True
     objective: Objective | None = None  # what picked the best trial (validation only)
+    top: TrialRecord | None = None  # the best objective (``best`` differs under select="one_se")
+    selection: str = ""  # why ``best`` was chosen
+    answer: Any = None  # kreg.lab.search.answer.Answer: the refit and the comparison with the baseline
+
+    @property
+    def model(self):
+        """The chosen plan refit on training + validation (a ``keras.Model``; None without a refit)."""
+        refit = getattr(self.answer, "refit", None)
+        return None if refit is None else refit.model
+
+    @property
+    def comparison(self) -> dict | None:
+        """Bootstrap intervals of both models' test figures, the paired gain, its p-value and ``line``."""
+        return getattr(self.answer, "comparison", None)
 
     @property
     def gain_test(self) -> float | None:
@@ -231,6 +248,16 @@ def _check_head(search: Search, activation: str) -> None:
                               f"{name} needs a distribution over the classes, the model ends in one sigmoid unit")
 
 
+def _check_folds(cv, splits, seed: int, field: str) -> None:
+    """The folds can be drawn from this data (in memory, enough examples of every class): now, not in trial 1."""
+    from kreg.lab.data.folds import cross_validation_splits
+
+    if not splits.in_memory:
+        raise ConfigError(field, cv.model_dump(), "no cross-validation with streamed tf.data sources (there is no "
+                          "pool to fold): use the holdout validation split, or in-memory data")
+    cross_validation_splits(splits, cv.folds, cv.repeats, seed=seed, scheme=cv.scheme)  # DataError if not
+
+
 @dataclasses.dataclass(frozen=True)
 class Prepared:
     """A search resolved and checked by ``prepare``, not started."""
@@ -245,6 +272,7 @@ def prepare(model, data, *, techniques: dict | None = None, exclusive=(), max_ac
             epochs: int = 30, batch_size: int = 64, learning_rate: float = 1e-3, optimizer: str = "adam",
             tuner: str = "bayesian", max_trials: int = 10, objective: str | None = None, gap_penalty: float = 1.0,
             initial_points: int | None = None, hyperband_factor: int = 3, max_consecutive_failed_trials: int = 3,
+            cv=None, repeats: int | None = None, select: str = "best", refit: bool = True,
             task=None, loss=None, metrics=None, model_args: dict | None = None, monitor: dict | None = None,
             train_eval_samples: int | None = 500, seed: int = 0, name: str | None = None,
             experiment: str | None = None, tracking_uri: str | None = None,
@@ -268,11 +296,15 @@ def prepare(model, data, *, techniques: dict | None = None, exclusive=(), max_ac
     field = "search" if source else None  # YAML names its sections; Python its arguments
     training = build(Training, dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                                     optimizer=optimizer), source=source, prefix="training." if source else "")
+    if repeats is not None:  # kreg.tune(cv=5, repeats=3): the YAML's search.cv.repeats
+        if cv is None or cv is False:
+            raise ConfigError("repeats", repeats, "cv= as well (repeats of what? e.g. cv=5, repeats=3)")
+        cv = {**(cv if isinstance(cv, dict) else {"folds": cv}), "repeats": repeats}
     settings = build(SearchSettings, dict(
         tuner=tuner, max_trials=max_trials, objective=objective, gap_penalty=gap_penalty,
         initial_points=initial_points, hyperband_factor=hyperband_factor,
-        max_consecutive_failed_trials=max_consecutive_failed_trials), source=source,
-        prefix="search." if source else "")
+        max_consecutive_failed_trials=max_consecutive_failed_trials, cv=cv, select=select, refit=refit),
+        source=source, prefix="search." if source else "")
     monitor = monitor if isinstance(monitor, Monitor) else build(Monitor, monitor or {}, source=source,
                                                                   prefix="monitor.")
     space = techniques if isinstance(techniques, SearchSpace) else SearchSpace.from_dict(
@@ -289,6 +321,11 @@ def prepare(model, data, *, techniques: dict | None = None, exclusive=(), max_ac
     the_task = splits.spec.task
     space.check(tuner=settings.tuner, modality=splits.spec.modality, task=the_task.kind,
                 builtin_model=source_model.builtin, field=field, source=source)
+    if settings.select == "one_se" and settings.cv is None:
+        raise ConfigError("search.select" if source else "select", "one_se", "search.cv as well (cv= in kreg.tune): "
+                          "the one-standard-error rule needs the spread of the objective across folds")
+    if settings.cv is not None:
+        _check_folds(settings.cv, splits, seed, field="search.cv" if source else "cv")
     if "ensemble" in space.names and not splits.in_memory:
         raise ConfigError("techniques.ensemble", "ensemble", "in-memory data: bagging resamples the training "
                           "split, which a streamed tf.data source cannot do")
@@ -326,6 +363,7 @@ def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_activ
          epochs: int = 30, batch_size: int = 64, learning_rate: float = 1e-3, optimizer: str = "adam",
          tuner: str = "bayesian", max_trials: int = 10, objective: str | None = None, gap_penalty: float = 1.0,
          initial_points: int | None = None, hyperband_factor: int = 3, max_consecutive_failed_trials: int = 3,
+         cv=None, repeats: int | None = None, select: str = "best", refit: bool = True,
          task=None, loss=None, metrics=None, model_args: dict | None = None, monitor: dict | None = None,
          train_eval_samples: int | None = 500, seed: int = 0, name: str | None = None,
          experiment: str | None = None, tracking_uri: str | None = None, verbose: int = 1, reporter=None,
@@ -509,25 +547,41 @@ def finish_search(search: Search, tracker, session, records, *, status: str, err
     ``run_search`` and the chief of a parallel search (``chief``), whose
     records come back from the workers' child runs.
     """
+    from kreg.lab.search import answer as answering
     from kreg.lab.tracking.mlflow import StoreError
 
+    baseline = records[0] if records else None
+    answer = answering.choose(search, records)
+    if status == "FINISHED" and answer.chosen is not None and search.settings.refit and search.splits.in_memory:
+        note = getattr(reporter, "note", lambda line: None)
+        try:
+            answering.refit_and_compare(search, answer, baseline, echo=note)
+        except Exception as exc:  # the search's trials stand; say what is missing
+            problem = f"the refit failed ({type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]})"
+            error = f"{error}; {problem}" if error else problem
     summary = SearchSummary(
         pipeline=search.name, parent_run_id=session.parent_id, experiment=search.experiment,
-        tracking_uri=tracker.tracking_uri, records=records,
-        baseline=records[0] if records else None,
-        best=pick_best(records, search.objective),
+        tracking_uri=tracker.tracking_uri, records=records, baseline=baseline, best=answer.chosen,
         duration_s=duration_s, status=status, error=error,
         experiment_id=tracker.experiment_id, metric=search.task.primary,
         higher_is_better=search.task.higher_is_better(search.task.primary), objective=search.objective,
+        top=pick_best(records, search.objective), selection=answer.why, answer=answer,
     )
     with tempfile.TemporaryDirectory() as tmp:
         tags = {"kreg.best_trial_id": summary.best.trial_id} if summary.best else {}
         tags["kreg.task"] = search.task.describe()
+        if summary.best is not None:
+            tags["kreg.selection"] = answer.why
+        if answer.line:
+            tags["kreg.answer"] = answer.line
         if error:
             tags["kreg.error"] = error[:5000]
         try:
-            tracker.end_search(_parent_metrics(summary, search.task), _summary_artifacts(summary, Path(tmp)),
-                               status=status, tags=tags)
+            if answer.refit is not None:
+                tags["kreg.model_artifact"] = answering.save_model(answer, tracker)
+            metrics = {**_parent_metrics(summary, search.task), **answering.parent_metrics(answer)}
+            artifacts = _summary_artifacts(summary, Path(tmp)) + answering.artifacts(answer, Path(tmp))
+            tracker.end_search(metrics, artifacts, status=status, tags=tags)
         except StoreError as exc:  # the store is gone: the console summary below is all there is
             summary.error = f"{summary.error}; the summary was not written ({exc})" if summary.error else str(exc)
     session.release()

@@ -25,6 +25,7 @@ class RichReporter:
         self.search_task = self.trial_task = None
         self.total = 0
         self.metric = "accuracy"  # the task's headline metric, set when the search starts
+        self.fold = ""  # " fold 2/5" while a cross-validated trial trains its second fold
 
     def search_started(self, search, total):
         self.total = total
@@ -55,6 +56,10 @@ class RichReporter:
         if self.trial_task is not None:
             self.progress.remove_task(self.trial_task)
         self.trial_task = self.progress.add_task(f"trial {index + 1}/{self.total}", total=epochs)
+        self.fold = ""
+
+    def fold_started(self, index, fold, folds):
+        self.fold = f" fold {fold + 1}/{folds}"
 
     def epoch_end(self, index, epoch, epochs, logs):
         if self.progress is None or self.trial_task is None:
@@ -64,9 +69,13 @@ class RichReporter:
         gap = logs.get(f"gap_{metric}")
         self.progress.update(
             self.trial_task, completed=epoch,
-            description=f"trial {index + 1}/{self.total} epoch {epoch}/{epochs} "
+            description=f"trial {index + 1}/{self.total}{self.fold} epoch {epoch}/{epochs} "
                         f"val_{metric} {_fmt(val)} gap {_fmt(gap, 3)}",
         )
+
+    def note(self, line: str):
+        """A line about the search's progress outside a trial (the refit)."""
+        self.console.print(line, highlight=False)
 
     def trial_ended(self, index, record):
         if self.progress is not None:
@@ -112,11 +121,22 @@ class RichReporter:
             self.console.print(table)
         for line in plans:
             self.console.print(line, highlight=False)
+        if summary.selection and summary.top is not None and summary.top is not summary.best:
+            self.console.print(f"chosen by {summary.selection}", highlight=False)
         if summary.gain_test is not None:
             better = "higher" if summary.higher_is_better else "lower"
             gain = summary.gain_test + 0.0  # no "-0.0000" for a tie
             self.console.print(f"gain in test {metric} over the baseline: {gain:+.4f} "
                                f"(positive = better; {better} {metric} is better; gaps: positive = overfitting)")
+        answer = summary.answer
+        if answer is not None and answer.refit is not None:
+            refit = answer.refit.metrics.get(f"test_{metric}")
+            base = answer.baseline_refit.metrics.get(f"test_{metric}") if answer.baseline_refit else None
+            self.console.print(f"refit on training + validation ({answer.refit.epochs} epochs): test {metric} "
+                               f"{_fmt(refit)}" + (f" against the refit baseline's {_fmt(base)}" if base is not None
+                                                   else ""), highlight=False)
+        if answer is not None and answer.line:
+            self.console.print(f"[bold]answer[/]: {answer.line}", highlight=False)
         if summary.records and summary.best is None:
             self.console.print(f"[red]no trial completed[/]: {summary.failure_summary()}", highlight=False)
         if summary.status != "FINISHED":

@@ -18,6 +18,7 @@ KILLED) and the exception goes on to end the search.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 import time
@@ -28,6 +29,7 @@ from pathlib import Path
 import keras
 import keras_tuner as kt
 
+from kreg.lab.analysis import stats
 from kreg.lab.search import signals
 from kreg.lab.tracking import plots
 from kreg.lab.tracking.mlflow import StoreError
@@ -36,7 +38,7 @@ from kreg.lab.trial import ensemble, measure
 from kreg.lab.trial.fit import Diverged, fit_plan
 
 _FINAL_PREFIXES = ("test_", "best_", "kept_", "epochs_run", "best_epoch", "kept_epoch", "single_", "swa_models",
-                   "ensemble_members", "scheduled_targets")
+                   "ensemble_members", "scheduled_targets", "cv_")
 
 
 class _EpochReporter(keras.callbacks.Callback):
@@ -48,7 +50,7 @@ class _EpochReporter(keras.callbacks.Callback):
 
     def __init__(self, run, reporter, trial_index, epochs):
         super().__init__()
-        self.run, self.reporter = run, reporter
+        self.run, self.reporter = run, reporter  # run None: a fold's epochs (the trial logs their mean)
         self.trial_index, self.epochs = trial_index, epochs
 
     def on_train_batch_end(self, batch, logs=None):
@@ -76,11 +78,30 @@ class NullReporter:
     def epoch_end(self, index, epoch, epochs, logs):
         pass
 
+    def fold_started(self, index, fold, folds):
+        """Cross-validation: trial ``index`` starts training fold ``fold`` (from 0) of ``folds``."""
+
     def trial_ended(self, index, record):
         pass
 
     def search_ended(self, summary):
         pass
+
+
+# Per-fold figures logged with step = fold number (``fold_kept_val_accuracy`` at step 2: fold 2's).
+_FOLD_FIGURES = ("kept_", "train_", "val_", "gap_", "test_")
+
+
+def folds_of(search) -> list:
+    """``(Fold, its honest-gap training sample)`` for each fold of a cross-validated search; [] for holdout."""
+    cv = search.settings.cv
+    if cv is None:
+        return []
+    from kreg.lab.data.folds import cross_validation_splits
+
+    return [(fold, fold.splits.train_sample(search.train_eval_samples))
+            for fold in cross_validation_splits(search.splits, cv.folds, cv.repeats, seed=search.seed,
+                                                scheme=cv.scheme)]
 
 
 class TrialRunner:
@@ -92,6 +113,7 @@ class TrialRunner:
         self.records: list[TrialRecord] = list(records)  # a resumed search starts with its finished trials
         self.interrupted: list[TrialRecord] = []
         self.train_sample = search.splits.train_sample(search.train_eval_samples)
+        self.folds = folds_of(search)  # the same folds for every trial: their scores compare pair by pair
         self._finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kreg-finish")
         self._finishing: list = []
 
@@ -131,31 +153,66 @@ class TrialRunner:
         return record
 
     def _train(self, record, plan, run, index, epochs):
+        if self.folds:
+            return self._train_folds(record, plan, run, index, epochs)
         search = self.search
-        fitted = fit_plan(search, plan, epochs, self.train_sample, seed=search.seed,
-                          last_callbacks=[_EpochReporter(run, self.reporter, index, epochs)])
+        fitted, record.metrics = self._fit(search, plan, epochs, self.train_sample,
+                                           _EpochReporter(run, self.reporter, index, epochs))
         record.history = fitted.history
+        self._placements(record, fitted, run)
+        record.objective = record.metrics[f"kept_{search.objective.name}"]
+
+    def _fit(self, search, plan, epochs, sample, reporter_callback):
+        """Trains and measures ``plan`` on ``search``'s splits: (fitted, end figures)."""
+        fitted = fit_plan(search, plan, epochs, sample, seed=self.search.seed, last_callbacks=[reporter_callback])
+        metrics = measure.final_metrics(fitted, search)
+        if plan.schedule is not None:
+            metrics["scheduled_targets"] = fitted.scheduled
+        if plan.ensemble and plan.ensemble > 1:
+            self._ensemble(search, metrics, plan, fitted, sample)
+        return fitted, metrics
+
+    def _placements(self, record, fitted, run):
         record.placements = fitted.built.placements
         if run is not None and record.placements:
             # The runs table shows it at a glance; placements.json has the whole lists.
             run.set_tags({"kreg.placements": "; ".join(
                 f"{name}: {', '.join(layers[:4])}{' +%d' % (len(layers) - 4) if len(layers) > 4 else ''}"
                 for name, layers in record.placements.items())})
-        record.metrics = measure.final_metrics(fitted, search)
-        if plan.schedule is not None:
-            record.metrics["scheduled_targets"] = fitted.scheduled
-        if plan.ensemble and plan.ensemble > 1:
-            self._ensemble(record, plan, fitted)
-        record.objective = record.metrics[f"kept_{search.objective.name}"]
 
-    def _ensemble(self, record, plan, fitted):
+    def _train_folds(self, record, plan, run, index, epochs):
+        """Cross-validation: ``plan`` trained on every fold from the same initialization; the trial's
+        figures are the folds' means (``cv_*``: their spread), its curves the folds' mean curves."""
+        search = self.search
+        per_fold, histories = [], []
+        for i, (fold, sample) in enumerate(self.folds):
+            if i:
+                keras.backend.clear_session()
+                keras.utils.set_random_seed(search.seed)
+            getattr(self.reporter, "fold_started", lambda *_: None)(index, i, len(self.folds))
+            fitted, metrics = self._fit(dataclasses.replace(search, splits=fold.splits), plan, epochs, sample,
+                                        _EpochReporter(None, self.reporter, index, epochs))
+            per_fold.append({"fold": fold.name, **metrics})
+            histories.append(fitted.history)
+        self._placements(record, fitted, run)
+        record.folds = per_fold
+        record.history = stats.mean_curves(histories)
+        m = search.task.primary
+        record.metrics = stats.fold_metrics(per_fold, [f"kept_{search.objective.name}", f"val_{m}", f"train_{m}",
+                                                       f"gap_{m}", f"test_{m}"])
+        record.objective = record.metrics[f"kept_{search.objective.name}"]
+        if run is not None:
+            for epoch in range(len(record.history.get("loss", []))):
+                run.log_epoch(epoch + 1, {k: v[epoch] for k, v in record.history.items() if epoch < len(v)})
+            for number, metrics in enumerate(per_fold, start=1):  # MLflow charts them against the fold
+                run.log_epoch(number, {f"fold_{k}": v for k, v in metrics.items() if k.startswith(_FOLD_FIGURES)})
+
+    def _ensemble(self, search, m, plan, fitted, sample):
         """Replaces the trial's figures by its bagged ensemble's (``single_*`` keep the model's)."""
-        search, m = self.search, record.metrics
         for key in [k for k in m if k.startswith(("test_", "val_", "train_", "gap_"))]:
             m[f"single_{key}"] = m[key]
-        members = ensemble.train_members(search, plan, m["kept_epoch"], self.train_sample, search.seed)
-        m.update(ensemble.ensemble_metrics(search, [fitted.model, *members], fitted.built.output_activation,
-                                           self.train_sample))
+        members = ensemble.train_members(search, plan, m["kept_epoch"], sample, self.search.seed)
+        m.update(ensemble.ensemble_metrics(search, [fitted.model, *members], fitted.built.output_activation, sample))
         measure.add_gaps(m, search.task)
         m[f"kept_{search.objective.name}"] = m[search.objective.name]
 

@@ -1,0 +1,107 @@
+"""Choosing the answer from the trials: the best objective, or the one-standard-error rule.
+
+``one_se`` (Breiman et al. 1984; glmnet's ``lambda.1se``, scikit-learn's
+refit callables): among the completed trials whose cross-validated objective
+is within one standard error of the best trial's (the best trial's own SE
+across folds), pick the most regularized. Simpler models within the noise of
+the best one generalize at least as well and are less likely to have won by
+chance.
+
+"Most regularized" across plans that mix techniques, from the technique
+registry (``Technique.stronger``) and the search space:
+
+    regularization(plan) = sum over its techniques t with an order (stronger != 0) of
+                           [1 if t is a technique, 0 if a setting] + position of t's strength in its range
+
+where the position is 0 at the weakest end of the searched range and 1 at the
+strongest (log scale for log ranges; rank for lists of values; 1 for a fixed
+value), reversed for techniques where smaller is stronger (early stopping's
+patience, SWA's start, the batch size). Techniques with no order
+(batch norm, the learning rate, the schedule) count 0. So one technique at
+its strongest (2) counts as much as two at their weakest (1 + 1). Ties go to
+the better objective.
+"""
+
+from __future__ import annotations
+
+import math
+
+from kreg.lab import techniques as registry
+
+RULES = ("best", "one_se")
+
+
+def _first_value(value):
+    if hasattr(value, "as_dict"):  # a multi-parameter technique's Params
+        return next(iter(value.as_dict().values()), None)
+    return value
+
+
+def _position(value, spec) -> float:
+    """Where ``value`` lies in a searched ``Range``/``Choice`` (0 weakest end .. 1), 1 for a fixed value."""
+    from kreg.lab.search.space import Choice, Range
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return 1.0
+    if isinstance(spec, Range):
+        lo, hi = spec.min, spec.max
+        if hi <= lo:
+            return 1.0
+        if spec.scale == "log" and lo > 0 and value > 0:
+            lo, hi, value = math.log(lo), math.log(hi), math.log(value)
+        return min(1.0, max(0.0, (value - lo) / (hi - lo)))
+    if isinstance(spec, Choice):
+        numbers = sorted(x for x in spec.values if isinstance(x, (int, float)) and not isinstance(x, bool))
+        if len(numbers) < 2:
+            return 1.0
+        below = sum(x < value for x in numbers)
+        return min(1.0, below / (len(numbers) - 1))
+    return 1.0
+
+
+def regularization(plan, space) -> float:
+    """How strongly ``plan`` regularizes relative to ``space`` (see the module's docstring)."""
+    specs = {c.name: c for c in space.candidates}
+    total = 0.0
+    for name, value in plan.items():
+        tech = registry.get(name)
+        if tech.stronger == 0 or tech.is_flag or value is None or value is False:
+            continue
+        if not tech.is_setting and name not in plan.active_techniques():
+            continue
+        cand = specs.get(name)
+        spec = cand.params.get(tech.params[0].name) if cand is not None else None
+        if tech.is_setting and cand is None:
+            continue  # a setting the search does not tune says nothing about this plan
+        position = _position(_first_value(value), spec)
+        if tech.stronger < 0:
+            position = 1.0 - position
+        total += (0.0 if tech.is_setting else 1.0) + position
+    return total
+
+
+def sem_of(record, objective_name: str) -> float | None:
+    value = record.metrics.get(f"cv_sem_kept_{objective_name}")
+    return value if value is not None and math.isfinite(value) else None
+
+
+def select(records, objective, space, rule: str = "best"):
+    """``(chosen record, why)``: the best by the objective, or by ``rule="one_se"`` (records need CV figures)."""
+    from kreg.lab.search.tune import pick_best
+
+    best = pick_best(records, objective)
+    if best is None or rule == "best":
+        return best, "best validation objective"
+    sem = sem_of(best, objective.name)
+    if sem is None:
+        return best, "best validation objective (no standard error across folds to apply one_se)"
+    sign = 1 if objective.direction == "max" else -1
+    threshold = best.objective - sign * sem
+    within = [r for r in records if r.status == "COMPLETED" and r.objective is not None
+              and math.isfinite(r.objective) and sign * (r.objective - threshold) >= 0]
+    chosen = max(within, key=lambda r: (regularization(r.plan, space), sign * r.objective))
+    if chosen is best:
+        return best, (f"one_se: the best trial is also the most regularized within one SE "
+                      f"({best.objective:.4f} +- {sem:.4f})")
+    return chosen, (f"one_se: the most regularized of {len(within)} trials within one SE of the best "
+                    f"(trial {best.trial_id}: {best.objective:.4f}, SE {sem:.4f}; threshold {threshold:.4f})")
