@@ -8,6 +8,15 @@ source "$(dirname "${BASH_SOURCE[0]}")/_setup.sh"
 # rather than computing, so on 2 cores this takes about 0.6x the time of one process (measured: 7m18s
 # against 11m47s for the TensorFlow part). KREG_TEST_PROCESSES=0 runs everything in this process.
 PROCESSES="${KREG_TEST_PROCESSES:-2}"
+# tests/test_report.py renders report.html in headless Chromium (Debian's package, about 25 s to install):
+# installed here when missing in a root shell with apt; otherwise that test is skipped and says why.
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing chromium (headless rendering of report.html)" >&2
+    { timeout 300 apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 \
+      || { timeout 300 apt-get update >/dev/null 2>&1 \
+           && timeout 300 apt-get install -y --no-install-recommends chromium >/dev/null 2>&1; }; } \
+      || echo "chromium could not be installed: tests/test_report.py's rendering test will be skipped" >&2
+fi
 python -m pytest -n "$PROCESSES" "$@"
 # The library (layers, regularizers, losses, metrics, augmentation, models)
 # is backend-agnostic: run its tests again under JAX.

@@ -47,6 +47,13 @@ def refit_and_compare(search, answer: Answer, baseline, echo=lambda line: None) 
     """Refits the chosen plan (and the baseline, when it is another trial) and compares them on test."""
     from kreg.lab.trial.refit import refit, refit_epochs
 
+    from kreg.training.ensemble import _quiet_retracing
+
+    with _quiet_retracing():  # new models, new traces: TensorFlow's retracing warning means nothing here
+        return _refit_and_compare(search, answer, baseline, echo, refit, refit_epochs)
+
+
+def _refit_and_compare(search, answer, baseline, echo, refit, refit_epochs):
     chosen = answer.chosen
     echo(f"refit: {chosen.plan.describe()} on training + validation for {refit_epochs(chosen)} epochs")
     answer.refit = refit(search, chosen.plan, refit_epochs(chosen))

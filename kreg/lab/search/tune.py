@@ -23,7 +23,6 @@ module does, and the chief closes it with ``finish_search``.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import inspect
 import math
@@ -38,7 +37,7 @@ from kreg.lab.errors import ConfigError
 from kreg.lab.search import signals
 from kreg.lab.search.settings import Monitor, SearchSettings, Training, build
 from kreg.lab.search.space import SearchSpace
-from kreg.lab.tracking.records import COMPLETED, TrialRecord, markdown_table
+from kreg.lab.tracking.records import COMPLETED, TrialRecord
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,29 +174,6 @@ def _parent_metrics(summary: SearchSummary, task) -> dict:
         if key in best.metrics and key in base.metrics:
             metrics[f"gain_test_gap_{metric}"] = base.metrics[key] - best.metrics[key]
     return metrics
-
-
-def _summary_artifacts(summary: SearchSummary, directory: Path) -> list[Path]:
-    from kreg.lab.tracking import plots
-
-    rows = [r.row(summary.metric) for r in summary.records]
-    paths = []
-    if rows:
-        csv_path = directory / "trials.csv"
-        with csv_path.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-        md_path = directory / "trials.md"
-        md_path.write_text(markdown_table(rows))
-        paths += [csv_path, md_path]
-    if any(r.status == COMPLETED for r in summary.records):
-        paths.append(plots.search_map(
-            summary.records, directory / "validation_vs_gap.png", metric=summary.metric,
-            best_id=summary.best.trial_id if summary.best else None,
-            baseline_id=summary.baseline.trial_id if summary.baseline else None,
-        ))
-    return paths
 
 
 def resolve_objective(objective: str | None, task, field: str = "objective") -> Objective:
@@ -548,6 +524,7 @@ def finish_search(search: Search, tracker, session, records, *, status: str, err
     records come back from the workers' child runs.
     """
     from kreg.lab.search import answer as answering
+    from kreg.lab.tracking import report
     from kreg.lab.tracking.mlflow import StoreError
 
     baseline = records[0] if records else None
@@ -580,7 +557,7 @@ def finish_search(search: Search, tracker, session, records, *, status: str, err
             if answer.refit is not None:
                 tags["kreg.model_artifact"] = answering.save_model(answer, tracker)
             metrics = {**_parent_metrics(summary, search.task), **answering.parent_metrics(answer)}
-            artifacts = _summary_artifacts(summary, Path(tmp)) + answering.artifacts(answer, Path(tmp))
+            artifacts = answering.artifacts(answer, Path(tmp)) + report.search_artifacts(summary, search, Path(tmp))
             tracker.end_search(metrics, artifacts, status=status, tags=tags)
         except StoreError as exc:  # the store is gone: the console summary below is all there is
             summary.error = f"{summary.error}; the summary was not written ({exc})" if summary.error else str(exc)

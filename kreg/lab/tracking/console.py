@@ -137,6 +137,12 @@ class RichReporter:
                                                    else ""), highlight=False)
         if answer is not None and answer.line:
             self.console.print(f"[bold]answer[/]: {answer.line}", highlight=False)
+        for label, record in (("baseline", summary.baseline), ("best", summary.best)):
+            if record is None or (label == "best" and record is summary.baseline):
+                continue
+            for d in record.diagnoses:
+                self.console.print(f"[yellow]diagnosis[/] ({label}, trial {record.trial_id}) {d['kind']}: "
+                                   f"{d['evidence']}. {d['advice']}", highlight=False)
         if summary.records and summary.best is None:
             self.console.print(f"[red]no trial completed[/]: {summary.failure_summary()}", highlight=False)
         if summary.status != "FINISHED":

@@ -26,6 +26,7 @@ class TrialRecord:
     run_id: str | None = None
     placements: dict = dataclasses.field(default_factory=dict)  # technique -> layers it went into
     folds: list = dataclasses.field(default_factory=list)  # cross-validation: each fold's end figures
+    diagnoses: list = dataclasses.field(default_factory=list)  # {kind, evidence, advice}: see analysis.diagnoses
 
     def to_json(self) -> str:
         """The finished trial as JSON (artifact ``trial.json``): what a resumed search reads back."""
@@ -34,7 +35,7 @@ class TrialRecord:
             "plan": self.plan.to_dict() if self.plan is not None else None,
             "hp_values": self.hp_values, "metrics": self.metrics, "objective": self.objective,
             "reason": self.reason, "duration_s": self.duration_s, "placements": self.placements,
-            "folds": self.folds,
+            "folds": self.folds, "diagnoses": self.diagnoses,
         }
         return json.dumps(data, indent=1, sort_keys=True, default=_plain)
 

@@ -30,12 +30,14 @@ import keras
 import keras_tuner as kt
 
 from kreg.lab.analysis import stats
+from kreg.lab.analysis.diagnoses import diagnose
 from kreg.lab.search import signals
 from kreg.lab.tracking import plots
 from kreg.lab.tracking.mlflow import StoreError
 from kreg.lab.tracking.records import COMPLETED, FAILED, KILLED, TrialRecord
 from kreg.lab.trial import ensemble, measure
 from kreg.lab.trial.fit import Diverged, fit_plan
+from kreg.training.ensemble import _quiet_retracing
 
 _FINAL_PREFIXES = ("test_", "best_", "kept_", "epochs_run", "best_epoch", "kept_epoch", "single_", "swa_models",
                    "ensemble_members", "scheduled_targets", "cv_")
@@ -134,6 +136,7 @@ class TrialRunner:
         try:
             self._train(record, plan, run, index, epochs)  # a signal lands after a batch (_EpochReporter)
             record.status = COMPLETED
+            record.diagnoses = diagnose(record.history, record.metrics, search.task.primary)
         except signals.SearchInterrupted as exc:
             self._interrupted(record, run, exc, time.perf_counter() - start)
             raise
@@ -185,15 +188,9 @@ class TrialRunner:
         figures are the folds' means (``cv_*``: their spread), its curves the folds' mean curves."""
         search = self.search
         per_fold, histories = [], []
-        for i, (fold, sample) in enumerate(self.folds):
-            if i:
-                keras.backend.clear_session()
-                keras.utils.set_random_seed(search.seed)
-            getattr(self.reporter, "fold_started", lambda *_: None)(index, i, len(self.folds))
-            fitted, metrics = self._fit(dataclasses.replace(search, splits=fold.splits), plan, epochs, sample,
-                                        _EpochReporter(None, self.reporter, index, epochs))
-            per_fold.append({"fold": fold.name, **metrics})
-            histories.append(fitted.history)
+        with _quiet_retracing():  # each fold is a new model: TensorFlow's retracing warning means nothing here
+            for i, (fold, sample) in enumerate(self.folds):
+                fitted = self._fold(plan, index, epochs, i, fold, sample, per_fold, histories)
         self._placements(record, fitted, run)
         record.folds = per_fold
         record.history = stats.mean_curves(histories)
@@ -206,6 +203,18 @@ class TrialRunner:
                 run.log_epoch(epoch + 1, {k: v[epoch] for k, v in record.history.items() if epoch < len(v)})
             for number, metrics in enumerate(per_fold, start=1):  # MLflow charts them against the fold
                 run.log_epoch(number, {f"fold_{k}": v for k, v in metrics.items() if k.startswith(_FOLD_FIGURES)})
+
+    def _fold(self, plan, index, epochs, i, fold, sample, per_fold, histories):
+        search = self.search
+        if i:
+            keras.backend.clear_session()
+            keras.utils.set_random_seed(search.seed)
+        getattr(self.reporter, "fold_started", lambda *_: None)(index, i, len(self.folds))
+        fitted, metrics = self._fit(dataclasses.replace(search, splits=fold.splits), plan, epochs, sample,
+                                    _EpochReporter(None, self.reporter, index, epochs))
+        per_fold.append({"fold": fold.name, **metrics})
+        histories.append(fitted.history)
+        return fitted
 
     def _ensemble(self, search, m, plan, fitted, sample):
         """Replaces the trial's figures by its bagged ensemble's (``single_*`` keep the model's)."""
@@ -260,6 +269,8 @@ class TrialRunner:
         final["duration_s"] = record.duration_s
         run.log_metrics(final, step=int(record.metrics.get("epochs_run", 0)))
         tags = {"kreg.trial_status": record.status}
+        if record.diagnoses:  # the runs table shows them; trial.json has evidence and advice
+            tags["kreg.diagnoses"] = "; ".join(f"{d['kind']}: {d['evidence']}" for d in record.diagnoses)
         if record.reason:
             tags["kreg.failure_reason"] = record.reason
         run.set_tags(tags)
