@@ -203,3 +203,25 @@ def test_cross_validated_search_refit_and_comparison_end_to_end(tmp_path):
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     np.testing.assert_allclose(np.load(tmp_path / "p.npy"), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_comparison_of_regression_models_and_its_verdict_line():
+    from kreg.lab.analysis.compare import compare
+    from kreg.lab.task import Regression
+
+    rng = np.random.default_rng(0)
+    task = Regression(targets=1, offset=(0.0,), scale=(10.0,))  # standardized targets, errors in units x 10
+    y = rng.normal(size=(400, 1))
+    good = y + rng.normal(0, 0.2, size=y.shape)  # RMSE about 2 in the targets' units
+    bad = y + rng.normal(0, 0.4, size=y.shape)  # about 4
+    result = compare(task, bad, good, y, rounds=500)
+    assert result["metric"] == "rmse" and result["test"] == "paired bootstrap"
+    direct = np.sqrt(np.mean(((bad - y) * 10) ** 2)) - np.sqrt(np.mean(((good - y) * 10) ** 2))
+    assert result["gain"] == pytest.approx(direct) and result["gain"] > 1.5
+    assert result["gain_ci95_low"] > 0 and result["p_value"] < 0.01 and result["distinguishable"]
+    assert result["line"].startswith("test RMSE gain (baseline's minus chosen's) +")
+    assert result["chosen_test_rmse"] == pytest.approx(np.sqrt(np.mean(((good - y) * 10) ** 2)), rel=1e-6)
+    worse = compare(task, good, bad, y, rounds=500)
+    assert worse["gain"] == pytest.approx(-direct) and worse["line"].startswith("worse than the baseline: ")
+    same = compare(task, good, good, y, rounds=500)
+    assert same["p_value"] == 1.0 and same["line"].startswith("not distinguishable from the baseline: ")

@@ -26,6 +26,11 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--max-trials", type=int, help="override search.max_trials")
     tune.add_argument("--epochs", type=int, help="override training.epochs")
     tune.add_argument("--seed", type=int, help="override seed")
+    tune.add_argument("--cv", type=int, metavar="FOLDS",
+                      help="score each trial by FOLDS-fold cross-validation of training + validation "
+                           "(override search.cv.folds; the pipeline's repeats and scheme are kept)")
+    tune.add_argument("--select", choices=("best", "one_se"),
+                      help="override search.select: the best trial, or the most regularized within one SE")
     tune.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, "
                                              "else sqlite:///<project>/mlruns/mlflow.db)")
     tune.add_argument("--experiment", help="MLflow experiment (default: the pipeline's name)")
@@ -90,7 +95,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _load(args):
     cfg = load_pipeline(args.pipeline)
-    overrides = {k: getattr(args, k, None) for k in ("max_trials", "epochs", "seed", "tracking_uri", "experiment")}
+    overrides = {k: getattr(args, k, None)
+                 for k in ("max_trials", "epochs", "seed", "cv", "select", "tracking_uri", "experiment")}
     return cfg.with_overrides(**overrides)
 
 
@@ -105,6 +111,11 @@ def _cmd_validate(args) -> int:
     print(f"  search: {search.tuner}, {search.max_trials} trials x {cfg.training.epochs} epochs, objective "
           f"{search.objective or 'the task default (val_accuracy; val_loss for regression)'}"
           + (f" (gap penalty {search.gap_penalty})" if search.objective == "gap_penalized" else ""))
+    cv = search.cv
+    scoring = (f"{cv.folds}-fold cross-validation{f' x {cv.repeats} repeats' if cv.repeats > 1 else ''} ({cv.scheme})"
+               if cv else "the holdout validation split")
+    print(f"  scored by {scoring}; answer: select {search.select}"
+          + (", refit on training + validation and compared with the baseline" if search.refit else ", no refit"))
     space = search.space(args.pipeline)
     for c in space.candidates:
         kind = "switchable" if c.optional else "always on"
@@ -119,7 +130,7 @@ def _cmd_validate(args) -> int:
 def _resume_command(args) -> str:
     """This command line with ``--resume {}`` (the parent run id goes in the braces)."""
     words = ["kreg", "tune", args.pipeline]
-    for flag in ("max_trials", "epochs", "seed", "tracking_uri", "experiment", "workers"):
+    for flag in ("max_trials", "epochs", "seed", "cv", "select", "tracking_uri", "experiment", "workers"):
         if getattr(args, flag, None) is not None:
             words += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     if getattr(args, "chief", False):
@@ -156,15 +167,21 @@ def _cmd_tune(args) -> int:
 
 
 def _chief_overrides(config: dict) -> dict:
-    """The settings a chief's command line may have overridden (seed, epochs, max_trials), from its config."""
+    """The settings a chief's command line may have overridden (seed, epochs, max_trials, cv, select), from its
+    config."""
     out = {}
     if isinstance(config, dict):
         if "seed" in config:
             out["seed"] = config["seed"]
         if isinstance(config.get("training"), dict) and "epochs" in config["training"]:
             out["epochs"] = config["training"]["epochs"]
-        if isinstance(config.get("search"), dict) and "max_trials" in config["search"]:
-            out["max_trials"] = config["search"]["max_trials"]
+        search = config.get("search")
+        if isinstance(search, dict):
+            for key in ("max_trials", "select"):
+                if key in search:
+                    out[key] = search[key]
+            if isinstance(search.get("cv"), dict) and "folds" in search["cv"]:
+                out["cv"] = search["cv"]["folds"]
     return out
 
 

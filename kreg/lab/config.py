@@ -184,8 +184,8 @@ class PipelineConfig(Strict):
         return self
 
     def with_overrides(self, **overrides) -> "PipelineConfig":
-        """A validated copy with CLI overrides (``max_trials``, ``epochs``, ``seed``,
-        ``experiment``, ``tracking_uri``); None leaves a value as it is."""
+        """A validated copy with CLI overrides (``max_trials``, ``epochs``, ``seed``, ``cv`` (folds),
+        ``select``, ``experiment``, ``tracking_uri``); None leaves a value as it is."""
         if all(value is None for value in overrides.values()):
             return self
         data = self.model_dump()
@@ -193,11 +193,15 @@ class PipelineConfig(Strict):
             "max_trials": ("search", "max_trials"),
             "epochs": ("training", "epochs"),
             "seed": (None, "seed"),
+            "select": ("search", "select"),
             "experiment": ("tracking", "experiment"),
             "tracking_uri": ("tracking", "tracking_uri"),
         }
         for key, value in overrides.items():
             if value is None:
+                continue
+            if key == "cv":  # --cv FOLDS keeps the pipeline's repeats and scheme
+                data["search"]["cv"] = {**(data["search"].get("cv") or {}), "folds": value}
                 continue
             section, field = where[key]
             (data[section] if section else data)[field] = value

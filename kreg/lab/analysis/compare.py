@@ -64,13 +64,15 @@ def compare(task, baseline_outputs, chosen_outputs, y_test, *, rounds: int = ROU
 
 
 def verdict_line(result: dict, scale: float, unit: str) -> str:
-    """``gain +0.8 points [95% CI +0.2, +1.4], p = 0.01`` or ``not distinguishable from the baseline ...``"""
+    """``test accuracy gain +0.8 points [95% CI +0.2, +1.4], p = 0.01 (exact McNemar)``, or the same figures
+    after ``worse than the baseline:`` or ``not distinguishable from the baseline:``."""
     g, lo, hi = (result[k] * scale for k in ("gain", "gain_ci95_low", "gain_ci95_high"))
-    what = "accuracy" if result["metric"] == "accuracy" else "RMSE (lower)"
-    figures = f"{g:+.2f}{unit} [95% CI {lo:+.2f}, {hi:+.2f}], p = {_p(result['p_value'])} ({result['test']})"
-    if result["distinguishable"]:
-        return f"test {what} gain {figures}"
-    return f"not distinguishable from the baseline on the test split: gain in {what} {figures}"
+    what = "accuracy gain" if result["metric"] == "accuracy" else "RMSE gain (baseline's minus chosen's)"
+    figures = (f"test {what} {g:+.2f}{unit} [95% CI {lo:+.2f}, {hi:+.2f}], p = {_p(result['p_value'])} "
+               f"({result['test']})")
+    if not result["distinguishable"]:
+        return f"not distinguishable from the baseline: {figures}"
+    return figures if g > 0 else f"worse than the baseline: {figures}"
 
 
 def _p(p: float) -> str:

@@ -376,6 +376,15 @@ def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_activ
             data loss: ``nll`` or ``mse``, free of weight penalties). Default:
             ``val_accuracy`` (classification), ``val_mse`` (regression; Keras'
             ``val_loss`` includes the weight penalties, so it would favour weak ones).
+        cv: Score each trial by cross-validation of training + validation:
+            the number of folds, or ``{"folds": 5, "repeats": 2, "scheme":
+            "auto" | "stratified" | "kfold" | "forward"}``. Default None: the
+            holdout validation split. ``repeats``: new folds this many times.
+        select: ``"best"`` (default) or ``"one_se"``: the most regularized
+            trial within one standard error of the best (needs ``cv``).
+        refit: Refit the answer and the baseline on training + validation,
+            test both once and compare them on the same test examples
+            (default True): ``summary.model``, ``summary.comparison``.
         task: ``"classification"``, ``"regression"`` or a ``kreg.lab.task``
             object. Default: inferred from the labels.
         loss, metrics: Your own loss and metrics instead of the task's (then
