@@ -26,14 +26,13 @@ import math
 
 import numpy as np
 
-from kreg.lab.tracking.records import COMPLETED
-
 METHOD = ("least squares of the objective on the techniques' on/off indicators with an intercept "
           "(strengths and interactions ignored)")
 
 
 def _done(records):
-    return [r for r in records if r.status == COMPLETED and r.objective is not None and math.isfinite(r.objective)]
+    # "COMPLETED": kreg.lab.tracking.records.COMPLETED (analysis sits below tracking: no import up)
+    return [r for r in records if r.status == "COMPLETED" and r.objective is not None and math.isfinite(r.objective)]
 
 
 def technique_effects(records, direction: str, metric: str) -> list[dict]:

@@ -38,19 +38,18 @@ def _first_value(value):
 
 
 def _position(value, spec) -> float:
-    """Where ``value`` lies in a searched ``Range``/``Choice`` (0 weakest end .. 1), 1 for a fixed value."""
-    from kreg.lab.search.space import Choice, Range
-
+    """Where ``value`` lies in a searched range (``min``/``max``/``scale``) or list of ``values``
+    (0 weakest end .. 1); 1 for a fixed value."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return 1.0
-    if isinstance(spec, Range):
+    if hasattr(spec, "min") and hasattr(spec, "max"):  # a search-space Range
         lo, hi = spec.min, spec.max
         if hi <= lo:
             return 1.0
         if spec.scale == "log" and lo > 0 and value > 0:
             lo, hi, value = math.log(lo), math.log(hi), math.log(value)
         return min(1.0, max(0.0, (value - lo) / (hi - lo)))
-    if isinstance(spec, Choice):
+    if hasattr(spec, "values") and isinstance(spec.values, tuple):  # a search-space Choice
         numbers = sorted(x for x in spec.values if isinstance(x, (int, float)) and not isinstance(x, bool))
         if len(numbers) < 2:
             return 1.0
@@ -85,10 +84,17 @@ def sem_of(record, objective_name: str) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
+def pick_best(records, objective):
+    """Best completed trial by the validation objective (``.name``, ``.direction``; never by test)."""
+    done = [r for r in records if r.status == "COMPLETED" and r.objective is not None and math.isfinite(r.objective)]
+    if not done:
+        return None
+    sign = 1 if objective.direction == "max" else -1
+    return max(done, key=lambda r: sign * r.objective)
+
+
 def select(records, objective, space, rule: str = "best"):
     """``(chosen record, why)``: the best by the objective, or by ``rule="one_se"`` (records need CV figures)."""
-    from kreg.lab.search.tune import pick_best
-
     best = pick_best(records, objective)
     if best is None or rule == "best":
         return best, "best validation objective"

@@ -33,6 +33,7 @@ from typing import Any
 
 import yaml
 
+from kreg.lab.analysis.selection import pick_best
 from kreg.lab.errors import ConfigError
 from kreg.lab.search import signals
 from kreg.lab.search.settings import Monitor, SearchSettings, Training, build
@@ -137,15 +138,6 @@ class SearchSummary:
             return self.error or "no trial ran"
         common = max(set(reasons), key=reasons.count)
         return f"{len(reasons)} of {len(self.records)} trials failed; most often: {common}"
-
-
-def pick_best(records, objective: Objective) -> TrialRecord | None:
-    """Best completed trial by the validation objective (never by test)."""
-    done = [r for r in records if r.status == COMPLETED and r.objective is not None and math.isfinite(r.objective)]
-    if not done:
-        return None
-    sign = 1 if objective.direction == "max" else -1
-    return max(done, key=lambda r: sign * r.objective)
 
 
 def _parent_metrics(summary: SearchSummary, task) -> dict:

@@ -43,9 +43,7 @@ def learning_curves(history: dict, path: Path, *, metric: str = "accuracy", kept
         ax.legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    return path
+    return _save(fig, path)
 
 
 def search_map(records, path: Path, *, metric: str = "accuracy", best_id: str | None = None,
@@ -73,9 +71,7 @@ def search_map(records, path: Path, *, metric: str = "accuracy", best_id: str | 
     ax.set_title("trials: validation score against generalization gap")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    return path
+    return _save(fig, path)
 
 
 def technique_effects(rows: list[dict], path: Path, *, objective: str) -> Path:
@@ -98,9 +94,7 @@ def technique_effects(rows: list[dict], path: Path, *, objective: str) -> Path:
     ax.set_title("which technique helped (trials with it / all)")
     ax.grid(alpha=0.3, axis="x")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    return path
+    return _save(fig, path)
 
 
 def overlaid_curves(curves: dict, path: Path, *, metric: str = "accuracy") -> Path:
@@ -126,6 +120,10 @@ def overlaid_curves(curves: dict, path: Path, *, metric: str = "accuracy") -> Pa
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     return path
