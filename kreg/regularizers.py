@@ -20,8 +20,13 @@ class ElasticNet(keras.regularizers.Regularizer):
     ``penalty = alpha * l1_ratio * sum|w| + 0.5 * alpha * (1 - l1_ratio) * sum w^2``
 
     The same ``alpha`` and ``l1_ratio`` as ``sklearn.linear_model.ElasticNet``,
-    so strengths found there carry over. ``l1_ratio=1`` is Keras' ``L1(alpha)``;
-    ``l1_ratio=0`` is Keras' ``L2(alpha / 2)``.
+    and the same penalty. ``l1_ratio=1`` is Keras' ``L1(alpha)``;
+    ``l1_ratio=0`` is Keras' ``L2(alpha / 2)``. Mind the data term:
+    scikit-learn minimizes ``1/(2n) * ||y - Xw||^2`` plus this penalty, half of
+    Keras' ``"mse"`` loss, so a linear model trained on ``"mse"`` with
+    ``ElasticNet(alpha)`` lands on scikit-learn's solution for ``alpha / 2``
+    (``ElasticNet(2 * alpha)`` reproduces scikit-learn's ``alpha``; the
+    ``sparsity_paths`` study checks this against ``enet_path``).
 
     Args:
         alpha: Overall strength, a non-negative float. Default 0.01.

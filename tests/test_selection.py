@@ -225,3 +225,21 @@ def test_comparison_of_regression_models_and_its_verdict_line():
     assert worse["gain"] == pytest.approx(-direct) and worse["line"].startswith("worse than the baseline: ")
     same = compare(task, good, good, y, rounds=500)
     assert same["p_value"] == 1.0 and same["line"].startswith("not distinguishable from the baseline: ")
+
+
+def test_cli_overrides_for_cv_and_select_reach_the_search_and_the_workers():
+    from pathlib import Path
+
+    from kreg.lab.cli import _chief_overrides, _parser
+    from kreg.lab.config import load_pipeline
+
+    pipeline = Path(__file__).resolve().parents[1] / "pipelines" / "breast_cancer_mlp.yaml"
+    args = _parser().parse_args(["tune", str(pipeline), "--cv", "4", "--select", "one_se"])
+    cfg = load_pipeline(pipeline).with_overrides(cv=args.cv, select=args.select)
+    kwargs = cfg.tune_kwargs()
+    assert kwargs["cv"] == {"folds": 4, "repeats": 1, "scheme": "auto"} and kwargs["select"] == "one_se"
+    # A worker rebuilds the chief's search from the chief's config: the same folds and rule
+    worker = load_pipeline(pipeline).with_overrides(**_chief_overrides(kwargs["config"])).tune_kwargs()
+    assert worker["cv"] == kwargs["cv"] and worker["select"] == "one_se"
+    with pytest.raises(ConfigError, match="`search.cv.folds`"):
+        load_pipeline(pipeline).with_overrides(cv=1)
