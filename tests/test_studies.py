@@ -83,7 +83,11 @@ def test_learning_curve_from_the_command_line(tmp_path):
 
 
 @pytest.mark.parametrize("args, expected", [
-    (["study", "nope"], "Expected one of dropout_inference, ensemble_size, label_smoothing, learning_curve, noise_as_l2"),
+    (["study", "nope"], "Expected one of bias_variance, capacity_curve, dropout_inference, early_stopping_l2, "
+                        "ensemble_size, flat_minima, label_smoothing, learning_curve, noise_as_l2, sparsity_paths, "
+                        "validation_curve"),
+    (["study", "validation_curve", "--set", "strengths=1e-5,1e-4,1e-3", "--set", "technique=nope"],
+     "`study.technique`"),
     (["study", "label_smoothing", "--set", "strengths=0.1,0.2"], "0 among them"),
     (["study", "dropout_inference", "--set", "rate=1.5"], "a dropout rate in (0, 1)"),
     (["study", "learning_curve", "--set", "bogus=1"], "an option of the learning_curve study (fractions)"),

@@ -250,6 +250,10 @@ def _value(text: str):
 
     if "," in text:
         return tuple(_value(part) for part in text.split(",") if part.strip())
+    try:  # YAML 1.1 reads 1e-4 as text: numbers first
+        return int(text) if text.strip().lstrip("+-").isdigit() else float(text)
+    except ValueError:
+        pass
     value = yaml.safe_load(text)
     return value if isinstance(value, (int, float, bool)) else text.strip()
 

@@ -9,14 +9,22 @@ metrics and a verdict: whether the claim held on this model and data.
 from __future__ import annotations
 
 from kreg.lab.studies.base import Study, StudyResult, run_study
+from kreg.lab.studies.bias_variance import BiasVariance
+from kreg.lab.studies.capacity_curve import CapacityCurve
 from kreg.lab.studies.dropout_inference import DropoutInference
+from kreg.lab.studies.early_stopping_l2 import EarlyStoppingL2
 from kreg.lab.studies.ensemble_size import EnsembleSize
+from kreg.lab.studies.flat_minima import FlatMinima
 from kreg.lab.studies.label_smoothing import LabelSmoothing
 from kreg.lab.studies.learning_curve import LearningCurve
 from kreg.lab.studies.noise_as_l2 import NoiseAsL2
+from kreg.lab.studies.sparsity_paths import SparsityPaths
+from kreg.lab.studies.validation_curve import ValidationCurve
 
 STUDIES: dict[str, Study] = {s.kind: s for s in (LearningCurve(), EnsembleSize(), NoiseAsL2(), DropoutInference(),
-                                                     LabelSmoothing())}
+                                                     LabelSmoothing(), SparsityPaths(), EarlyStoppingL2(),
+                                                     FlatMinima(), CapacityCurve(), BiasVariance(),
+                                                     ValidationCurve())}
 
 
 def study(kind: str, model="mlp", data="digits", **kwargs) -> StudyResult:

@@ -84,6 +84,7 @@ class StudyContext:
         search = self.search if splits is None else dataclasses.replace(self.search, splits=splits)
         sample = self.train_sample if splits is None else splits.train_sample(search.train_eval_samples)
         seed = self.search.seed if seed is None else seed
+        keras.utils.set_random_seed(seed)  # as the search's runner does before a trial: a study repeats exactly
         start = time.perf_counter()
         fitted = fit_plan(search, plan, epochs or search.training.epochs, sample, seed=seed)
         metrics = final_metrics(fitted, search)
@@ -112,7 +113,7 @@ def run_study(study: Study, model, data, *, plan: dict | None = None, epochs: in
               tracking_uri: str | None = None, experiment: str = "kreg-studies", verbose: int = 1,
               task=None, **options) -> StudyResult:
     """Resolves the model and data as ``kreg.tune`` does, runs ``study`` under one MLflow parent run."""
-    from kreg.lab.errors import ConfigError
+    from kreg.lab.errors import ConfigError, DataError
     from kreg.lab.search.tune import prepare
     from kreg.lab.tracking.mlflow import SearchTracker, TrialRun
     from kreg.lab.tracking.store import check_tracking_uri, resolve_tracking_uri
@@ -152,10 +153,26 @@ def run_study(study: Study, model, data, *, plan: dict | None = None, epochs: in
             echo(f"{'HELD' if held else 'DID NOT HOLD'}: {verdict}")
             echo(f"MLflow parent run {tracker.parent_id} in experiment '{experiment}' (plots among its artifacts)")
             plots = [Path(p.name) for p in plots]  # the files went with the temporary directory
+    except (ConfigError, DataError):
+        # An option that only the model or the data can refuse (a builder without a `width` argument, a class
+        # the data lacks): bad input, not a failed study. Its runs go, so the store holds no FAILED husk.
+        status = "DELETED"
+        _delete_runs(tracker)
+        raise
     finally:
-        tracker.client.set_terminated(tracker.parent_id, status)
+        if status != "DELETED":
+            tracker.client.set_terminated(tracker.parent_id, status)
     return StudyResult(study.kind, study.claim, points, figures, held, verdict, plots, tracker.parent_id,
                        time.perf_counter() - start)
+
+
+def _delete_runs(tracker) -> None:
+    """Deletes the study's parent run and its nested runs (MLflow keeps them as deleted, out of sight)."""
+    children = tracker.client.search_runs([tracker.experiment_id],
+                                          f"tags.mlflow.parentRunId = '{tracker.parent_id}'")
+    for run in children:
+        tracker.client.delete_run(run.info.run_id)
+    tracker.client.delete_run(tracker.parent_id)
 
 
 def _describe(prepared) -> str:
