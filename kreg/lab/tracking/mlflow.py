@@ -7,14 +7,19 @@ Contract (other code and users rely on these names):
   ``search_spec.json``, see ``kreg.lab.search.spec``); at the end
   ``best_trial_id``, the best trial's test metrics (``best_test_*``),
   ``baseline_test_<metric>``, ``gain_test_<metric>``, the table of all
-  trials (CSV and markdown) and the validation-vs-gap plot.
+  trials (CSV and markdown) and the validation-vs-gap plot; with the refit,
+  ``refit_test_*``, the comparison (``answer_*``, tag ``kreg.answer``) and
+  ``model/model.keras``; ``technique_effects.*`` and ``report.html``
+  (``kreg.lab.tracking.report``).
 - child run per trial: tags ``kreg.trial_id``, ``kreg.trial_status``
   (COMPLETED / FAILED / KILLED) and ``mlflow.parentRunId``; params: every
   hyperparameter (``hp.*``) and the plan, flattened (``plan.*``); per epoch
   (step = epoch, from 1) Keras' logs plus ``train_*`` and ``gap_*``, written
   in batches (see ``TrialRun``); at the end ``test_*``, ``test_gap_*``, ``epochs_run``,
   ``best_epoch``, ``best_val_*`` and the artifacts (learning curves, plan,
-  ``trial.json``: the trial's record, read back by a resumed search).
+  ``trial.json``: the trial's record, read back by a resumed search). A
+  cross-validated trial logs its folds' mean curves per epoch, each fold's
+  end figures as ``fold_*`` (step = fold) and ``cv_*`` spreads.
 """
 
 from __future__ import annotations
