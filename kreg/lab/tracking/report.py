@@ -127,7 +127,8 @@ def render(summary, search, technique_rows, front, figures: dict) -> str:
 def _scoring(search) -> str:
     cv = search.settings.cv
     if cv is None:
-        return f"the holdout validation split ({len(search.splits.y_val)} examples)"
+        size = search.splits.sizes().get("validation")  # None for a stream whose length is unknown
+        return "the holdout validation split" + (f" ({size} examples)" if isinstance(size, int) else "")
     repeats = f" x {cv.repeats} repeats" if cv.repeats > 1 else ""
     return f"{cv.folds}-fold cross-validation{repeats} ({cv.scheme}) of training + validation"
 
