@@ -105,7 +105,7 @@ def test_diverging_trial_is_failed_and_search_goes_on(tmp_path, tfds_dir):
         "name": "wine_nan",
         "data": {**PIPELINE["data"], "data_dir": tfds_dir},
         "training": {"epochs": 2, "batch_size": 16, "learning_rate": 0.01, "optimizer": "sgd"},
-        "search": {"tuner": "grid", "max_trials": 3, "max_consecutive_failed_trials": 5,
+        "search": {"tuner": "grid", "max_trials": 3, "max_consecutive_failed_trials": 5, "refit": False,
                    "techniques": {"learning_rate": {"values": [0.01, 1.0e12, 0.02]}}},
     }
     uri = f"sqlite:///{tmp_path}/mlflow.db"

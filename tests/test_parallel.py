@@ -31,7 +31,8 @@ PIPELINE = {
     "data": {"dataset": "wine", "train_eval_samples": None},
     "model": {"type": "mlp", "width": 32, "depth": 1},
     "training": {"epochs": EPOCHS, "batch_size": 8},
-    "search": {"tuner": "random", "max_trials": TRIALS, "techniques": {
+    # refit: the chief's refit is tested by test_kreg_tune_with_workers_from_python; here it would only add time
+    "search": {"tuner": "random", "max_trials": TRIALS, "refit": False, "techniques": {
         "l2": {"min": 1.0e-5, "max": 1.0e-2, "scale": "log"},
         "dropout": {"min": 0.1, "max": 0.5},
     }},
@@ -197,6 +198,7 @@ def test_kreg_tune_with_workers_from_python(tmp_path, wine_splits):
     assert [r.trial_id for r in summary.records] == ["0", "1", "2"]
     assert all(r.status == "COMPLETED" and r.run_id for r in summary.records)
     assert summary.baseline.plan.active_techniques() == [] and summary.best is not None
+    assert summary.model is not None and "test_accuracy" in summary.answer.refit.metrics  # the chief refits
     _, parents, children = _runs(uri, "python")
     assert [p.info.run_id for p in parents] == [summary.parent_run_id]
     assert sorted(r.data.tags["kreg.trial_id"] for r in children) == ["0", "1", "2"]

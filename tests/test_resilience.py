@@ -37,7 +37,7 @@ PIPELINE = {
     "data": {"dataset": "wine", "train_eval_samples": None},
     "model": {"type": "mlp", "width": 32, "depth": 1},
     "training": {"epochs": EPOCHS, "batch_size": 1},  # about 0.2 s an epoch on 2 cores; a trial under 5 s
-    "search": {"tuner": "random", "max_trials": MAX_TRIALS, "techniques": {
+    "search": {"tuner": "random", "max_trials": MAX_TRIALS, "refit": False, "techniques": {  # refit: test_selection
         "l2": {"min": 1.0e-5, "max": 1.0e-2, "scale": "log"},
         "dropout": {"min": 0.1, "max": 0.5},
     }},

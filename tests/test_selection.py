@@ -169,7 +169,7 @@ def test_cross_validated_search_refit_and_comparison_end_to_end(tmp_path):
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     summary = kreg.tune("mlp", "wine", techniques={"l2": {"min": 1e-4, "max": 1e-1, "scale": "log"}},
-                        tuner="random", max_trials=2, epochs=6, cv=3, select="one_se", tracking_uri=uri,
+                        tuner="random", max_trials=2, epochs=4, cv=3, select="one_se", tracking_uri=uri,
                         seed=1, **SMALL)
     for record in summary.records:
         assert len(record.folds) == 3

@@ -556,7 +556,14 @@ def finish_search(search: Search, tracker, session, records, *, status: str, err
             tags["kreg.error"] = error[:5000]
         try:
             if answer.refit is not None:
-                tags["kreg.model_artifact"] = answering.save_model(answer, tracker)
+                try:
+                    tags["kreg.model_artifact"] = answering.save_model(answer, tracker)
+                except StoreError:
+                    raise
+                except Exception as exc:  # a model Keras cannot serialize (a subclass without get_config...)
+                    problem = f"the refit model was not saved ({type(exc).__name__}: {str(exc).strip()[:300]})"
+                    summary.error = f"{summary.error}; {problem}" if summary.error else problem
+                    tags["kreg.error"] = summary.error[:5000]
             metrics = {**_parent_metrics(summary, search.task), **answering.parent_metrics(answer)}
             artifacts = answering.artifacts(answer, Path(tmp)) + report.search_artifacts(summary, search, Path(tmp))
             tracker.end_search(metrics, artifacts, status=status, tags=tags)
