@@ -168,7 +168,8 @@ class Classification(Task):
         accuracy = TopClassAccuracy() if mixing else keras.metrics.SparseCategoricalAccuracy(name="accuracy")
         return [nll, accuracy, ExpectedCalibrationError(from_logits=from_logits, name="ece")]
 
-    def probabilities(self, outputs: np.ndarray, activation: str) -> np.ndarray:
+    @staticmethod
+    def probabilities(outputs: np.ndarray, activation: str) -> np.ndarray:
         """Class probabilities ``(n, num_classes)`` from the model's raw outputs."""
         outputs = np.asarray(outputs, np.float64)
         if activation in ("sigmoid", "binary_logit"):

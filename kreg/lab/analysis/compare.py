@@ -28,7 +28,7 @@ def compare(task, baseline_outputs, chosen_outputs, y_test, *, rounds: int = ROU
     out = {"rounds": rounds}
     for label, outputs in (("baseline", baseline_outputs), ("chosen", chosen_outputs)):
         point = task.figures(outputs, y_test)
-        draws = [task.figures(outputs[i], _take(y_test, i)) for i in index]
+        draws = [task.figures(outputs[i], np.asarray(y_test)[i]) for i in index]
         for key, value in point.items():
             low, high = percentile_interval([d[key] for d in draws])
             out[f"{label}_test_{key}"] = value
@@ -44,14 +44,15 @@ def compare(task, baseline_outputs, chosen_outputs, y_test, *, rounds: int = ROU
                    only_chosen_right=test["b"], only_baseline_right=test["c"])
         scale, unit = 100.0, " points"
     else:
-        scale_t = np.array(task.scale) if task.scale is not None else 1.0
+        units = np.array(task.scale) if task.scale is not None else 1.0  # standardized -> targets' units
         y = np.asarray(y_test, np.float64).reshape(baseline_outputs.shape)
-        # per-example squared errors in the targets' units, summed over targets: RMSE = sqrt(mean / targets)
         targets = baseline_outputs.shape[1] if baseline_outputs.ndim > 1 else 1
-        se_base = np.sum(((baseline_outputs - y) * scale_t) ** 2, axis=-1) if baseline_outputs.ndim > 1 else \
-            ((baseline_outputs - y) * scale_t) ** 2
-        se_chosen = np.sum(((chosen_outputs - y) * scale_t) ** 2, axis=-1) if chosen_outputs.ndim > 1 else \
-            ((chosen_outputs - y) * scale_t) ** 2
+
+        def squared_errors(outputs):  # per example, in the targets' units, summed over targets
+            e = ((outputs - y) * units) ** 2
+            return e.sum(axis=-1) if e.ndim > 1 else e
+
+        se_base, se_chosen = squared_errors(baseline_outputs), squared_errors(chosen_outputs)
         # gain = baseline RMSE - chosen RMSE: positive when the chosen model errs less
         diff = paired_bootstrap(se_chosen, se_base, statistic=lambda e: np.sqrt(np.mean(e) / targets),
                                 rounds=rounds, seed=seed)
@@ -78,6 +79,3 @@ def verdict_line(result: dict, scale: float, unit: str) -> str:
 def _p(p: float) -> str:
     return f"{p:.2g}" if p >= 0.001 else "< 0.001"
 
-
-def _take(y, index):
-    return np.asarray(y)[index]

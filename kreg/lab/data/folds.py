@@ -113,8 +113,3 @@ def cross_validation_splits(splits, folds: int = 5, repeats: int = 1, seed: int 
             out.append(Fold(repeat, index, fold, val))
     return out
 
-
-def pooled_splits(splits):
-    """``splits`` with the validation split merged into training (the refit's data); validation is empty."""
-    x, y = pooled(splits)
-    return dataclasses.replace(splits, x_train=x, y_train=y, x_val=splits.x_val[:0], y_val=splits.y_val[:0])

@@ -20,6 +20,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from kreg.lab.task import Classification
+from kreg.lab.trial.predict import inference_outputs  # noqa: F401  (the studies' import of it)
+
+# Class probabilities (n, classes) from a model's outputs and its head (softmax, logits, sigmoid...).
+probabilities = Classification.probabilities
+
 
 @dataclasses.dataclass
 class StudyResult:
@@ -178,31 +184,6 @@ def _delete_runs(tracker) -> None:
 def _describe(prepared) -> str:
     settings = prepared.search.training.settings()
     return prepared.search.space.largest_plan(settings).describe()
-
-
-def probabilities(outputs, activation: str):
-    """Class probabilities (n, classes) from a model's outputs and its head (softmax, logits, sigmoid...)."""
-    import numpy as np
-
-    outputs = np.asarray(outputs, dtype=np.float64)
-    if activation in ("sigmoid", "binary_logit"):
-        p = outputs.reshape(-1)
-        p = 1.0 / (1.0 + np.exp(-p)) if activation == "binary_logit" else p
-        return np.stack([1.0 - p, p], axis=1)
-    if activation == "softmax":
-        return outputs
-    shifted = outputs - outputs.max(axis=1, keepdims=True)  # logits
-    e = np.exp(shifted)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def inference_outputs(model, x, batch: int = 1024):
-    """The model's inference outputs, batch by batch (``predict`` would retrace for every new model)."""
-    import keras
-    import numpy as np
-
-    return np.concatenate([keras.ops.convert_to_numpy(model(x[i:i + batch], training=False))
-                           for i in range(0, len(x), batch)])
 
 
 def save_figure(fig, path: Path) -> Path:

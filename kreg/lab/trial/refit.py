@@ -20,9 +20,11 @@ import math
 import keras
 import numpy as np
 
+from kreg.lab.data.folds import pooled
 from kreg.lab.trial import ensemble
 from kreg.lab.trial.fit import fit_plan
 from kreg.lab.trial.measure import evaluate
+from kreg.lab.trial.predict import inference_outputs
 
 
 @dataclasses.dataclass
@@ -45,10 +47,8 @@ def refit_epochs(record) -> int:
 
 def pooled_search(search):
     """``search`` whose training split is training + validation (validation kept only so Keras has one)."""
-    s = search.splits
-    pooled = dataclasses.replace(s, x_train=np.concatenate([s.x_train, s.x_val]),
-                                 y_train=np.concatenate([s.y_train, s.y_val]))
-    return dataclasses.replace(search, splits=pooled)
+    x, y = pooled(search.splits)
+    return dataclasses.replace(search, splits=dataclasses.replace(search.splits, x_train=x, y_train=y))
 
 
 def refit(search, plan, epochs: int) -> Refitted:
@@ -64,8 +64,7 @@ def refit(search, plan, epochs: int) -> Refitted:
     if plan.ensemble and plan.ensemble > 1:
         members = ensemble.train_members(pooled, plan, epochs, sample, search.seed)
         model, activation = averaged([model, *members], activation, search.task.kind == "classification")
-    raw = np.concatenate([keras.ops.convert_to_numpy(model(x_test[i:i + 1024], training=False))
-                          for i in range(0, len(x_test), 1024)]).astype(np.float64)
+    raw = inference_outputs(model, x_test).astype(np.float64)
     classification = search.task.kind == "classification"
     outputs = search.task.probabilities(raw, activation) if classification else raw
     if plan.ensemble and plan.ensemble > 1:  # the members' average has no compiled metrics of its own
