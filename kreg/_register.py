@@ -35,6 +35,9 @@ REGISTERING_MODULES = (
     "kreg.augment",
     "kreg.callbacks",
     "kreg.training",
+    # The lab's compiled metrics (regression figures in the targets' units, a binary head's
+    # cross-entropy): a refit model saved by a search carries them in its compile config.
+    "kreg.lab.metrics",
 )
 
 _WATCHED = ("keras", "tensorflow")

@@ -116,6 +116,8 @@ def from_arrays(
         checks.check_lengths(xs, ys, split)
     checks.check_same_shape({split: xs.shape[1:] for split, (xs, _) in parts.items()})
     modality = modality or modality_of(parts["train"][0].shape[1:])
+    raw_shape = tuple(int(d) for d in parts["train"][0].shape[1:])
+    raw_dtype = str(parts["train"][0].dtype)
     parts = {split: (_with_rank(xs, modality, split), ys) for split, (xs, ys) in parts.items()}
     for split, (xs, _) in parts.items():
         checks.check_finite(xs, split)
@@ -156,7 +158,8 @@ def from_arrays(
     num = task.num_classes if isinstance(task, Classification) else None
     spec = InputSpec(shape=x_tr.shape[1:], num_classes=num, modality=modality, dataset=name, task=task)
     return DatasetSplits(spec, x_tr, y_tr, x_va, y_va, x_te, y_te, seed=int(seed), scaler=scaler,
-                         test_carved=test_carved)
+                         test_carved=test_carved, raw_shape=raw_shape,
+                         raw_dtype=raw_dtype)
 
 
 def from_npz(path, **kwargs) -> DatasetSplits:

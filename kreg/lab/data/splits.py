@@ -152,6 +152,9 @@ class DatasetSplits:
     # Set by from_csv: turns raw DataFrames into the model's feature columns.
     encoder: Any = None
     test_carved: bool = False
+    # Shape of one raw example as the user gave it, before kreg added a channel axis (None: ``spec.shape``).
+    raw_shape: tuple | None = None
+    raw_dtype: str | None = None  # the dtype of the user's raw inputs (the MLflow model's signature)
 
     @property
     def in_memory(self) -> bool:
