@@ -11,6 +11,7 @@ from pathlib import Path
 
 from kreg.lab.config import import_paths, load_pipeline
 from kreg.lab.errors import ConfigError, DataError, ResumeError
+from kreg.lab.quiet import quiet_tensorflow
 from kreg.lab.search.signals import SearchInterrupted, owning_signals
 
 EXIT_CONFIG = 2
@@ -34,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, "
                                              "else sqlite:///<project>/mlruns/mlflow.db)")
     tune.add_argument("--experiment", help="MLflow experiment (default: the pipeline's name)")
+    tune.add_argument("--register", metavar="NAME",
+                      help="register the answer (the refit model over raw inputs) in MLflow's Model Registry "
+                           "as a new version of NAME (override tracking.register)")
     tune.add_argument("--resume", nargs="?", const=True, default=False, metavar="PARENT_RUN_ID",
                       help="continue the latest unfinished search of this pipeline (or the search with this "
                            "parent run id): finished trials are kept, an interrupted trial runs again")
@@ -90,13 +94,17 @@ def _parser() -> argparse.ArgumentParser:
     ui.add_argument("--workers", type=int, default=1, help="server worker processes (default 1: a small machine)")
     ui.add_argument("--allowed-hosts", help="Host headers MLflow accepts (default: MLflow's, loopback and "
                                             "private addresses; '*' when --host is not loopback)")
+    for command in sub.choices.values():
+        command.add_argument("--verbose", action="store_true",
+                             help="let TensorFlow's start-up lines and warnings through to stderr "
+                                  "(also $KREG_VERBOSE=1; default: kept off the terminal)")
     return parser
 
 
 def _load(args):
     cfg = load_pipeline(args.pipeline)
     overrides = {k: getattr(args, k, None)
-                 for k in ("max_trials", "epochs", "seed", "cv", "select", "tracking_uri", "experiment")}
+                 for k in ("max_trials", "epochs", "seed", "cv", "select", "tracking_uri", "experiment", "register")}
     return cfg.with_overrides(**overrides)
 
 
@@ -130,7 +138,8 @@ def _cmd_validate(args) -> int:
 def _resume_command(args) -> str:
     """This command line with ``--resume {}`` (the parent run id goes in the braces)."""
     words = ["kreg", "tune", args.pipeline]
-    for flag in ("max_trials", "epochs", "seed", "cv", "select", "tracking_uri", "experiment", "workers"):
+    for flag in ("max_trials", "epochs", "seed", "cv", "select", "tracking_uri", "experiment", "register",
+                 "workers"):
         if getattr(args, flag, None) is not None:
             words += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     if getattr(args, "chief", False):
@@ -239,9 +248,9 @@ def _cmd_techniques(args) -> int:
 
 
 def _study_kinds() -> list[str]:
-    from kreg.lab.studies import STUDIES
+    from kreg.lab.studies import KINDS  # names only: the studies themselves import Keras
 
-    return sorted(STUDIES)
+    return sorted(KINDS)
 
 
 def _value(text: str):
@@ -301,6 +310,7 @@ def _cmd_ui(args) -> int:
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
+    quiet_tensorflow(verbose=args.verbose)  # before anything imports TensorFlow
     try:
         return {"tune": _cmd_tune, "worker": _cmd_worker, "validate": _cmd_validate, "techniques": _cmd_techniques,
                 "study": _cmd_study, "ui": _cmd_ui}[args.command](args)

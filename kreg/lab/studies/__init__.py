@@ -4,27 +4,49 @@
 [PIPELINE]``. Each study is one MLflow parent run (``kreg.study`` tag) with a
 nested run per point it trains, its plot(s) as artifacts, its figures as
 metrics and a verdict: whether the claim held on this model and data.
+
+``KINDS`` names every study and where it lives without importing any:
+``kreg study --help`` lists them and ``kreg study NOPE`` is refused before
+Keras loads. ``STUDIES`` (the study objects) imports them on first use.
 """
 
 from __future__ import annotations
 
-from kreg.lab.studies.base import Study, StudyResult, run_study
-from kreg.lab.studies.bias_variance import BiasVariance
-from kreg.lab.studies.capacity_curve import CapacityCurve
-from kreg.lab.studies.dropout_inference import DropoutInference
-from kreg.lab.studies.early_stopping_l2 import EarlyStoppingL2
-from kreg.lab.studies.ensemble_size import EnsembleSize
-from kreg.lab.studies.flat_minima import FlatMinima
-from kreg.lab.studies.label_smoothing import LabelSmoothing
-from kreg.lab.studies.learning_curve import LearningCurve
-from kreg.lab.studies.noise_as_l2 import NoiseAsL2
-from kreg.lab.studies.sparsity_paths import SparsityPaths
-from kreg.lab.studies.validation_curve import ValidationCurve
+import importlib
 
-STUDIES: dict[str, Study] = {s.kind: s for s in (LearningCurve(), EnsembleSize(), NoiseAsL2(), DropoutInference(),
-                                                     LabelSmoothing(), SparsityPaths(), EarlyStoppingL2(),
-                                                     FlatMinima(), CapacityCurve(), BiasVariance(),
-                                                     ValidationCurve())}
+# The kinds and where each lives, importable without Keras: `kreg study --help` lists them, and a kind
+# that does not exist is refused, before TensorFlow loads. ``STUDIES`` (the study objects) loads on first use.
+KINDS: dict[str, str] = {
+    "learning_curve": "kreg.lab.studies.learning_curve:LearningCurve",
+    "ensemble_size": "kreg.lab.studies.ensemble_size:EnsembleSize",
+    "noise_as_l2": "kreg.lab.studies.noise_as_l2:NoiseAsL2",
+    "dropout_inference": "kreg.lab.studies.dropout_inference:DropoutInference",
+    "label_smoothing": "kreg.lab.studies.label_smoothing:LabelSmoothing",
+    "sparsity_paths": "kreg.lab.studies.sparsity_paths:SparsityPaths",
+    "early_stopping_l2": "kreg.lab.studies.early_stopping_l2:EarlyStoppingL2",
+    "flat_minima": "kreg.lab.studies.flat_minima:FlatMinima",
+    "capacity_curve": "kreg.lab.studies.capacity_curve:CapacityCurve",
+    "bias_variance": "kreg.lab.studies.bias_variance:BiasVariance",
+    "validation_curve": "kreg.lab.studies.validation_curve:ValidationCurve",
+}
+_BASE = ("Study", "StudyResult", "run_study")
+
+
+def _studies() -> dict:
+    out = {}
+    for kind, where in KINDS.items():
+        module, name = where.split(":")
+        out[kind] = getattr(importlib.import_module(module), name)()
+    return out
+
+
+def __getattr__(name):
+    if name == "STUDIES":
+        globals()["STUDIES"] = _studies()
+        return globals()["STUDIES"]
+    if name in _BASE:
+        return getattr(importlib.import_module("kreg.lab.studies.base"), name)
+    raise AttributeError(f"module 'kreg.lab.studies' has no attribute {name!r}")
 
 
 def study(kind: str, model="mlp", data="digits", **kwargs) -> StudyResult:
@@ -38,9 +60,11 @@ def study(kind: str, model="mlp", data="digits", **kwargs) -> StudyResult:
     """
     from kreg.lab.errors import ConfigError
 
-    if kind not in STUDIES:
-        raise ConfigError("study", kind, f"one of {', '.join(sorted(STUDIES))}")
-    return run_study(STUDIES[kind], model, data, **kwargs)
+    if kind not in KINDS:
+        raise ConfigError("study", kind, f"one of {', '.join(sorted(KINDS))}")
+    from kreg.lab.studies.base import run_study
+
+    return run_study(__getattr__("STUDIES")[kind], model, data, **kwargs)
 
 
-__all__ = ["STUDIES", "Study", "StudyResult", "study"]
+__all__ = ["KINDS", "STUDIES", "Study", "StudyResult", "study"]
