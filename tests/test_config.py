@@ -131,8 +131,22 @@ def test_missing_file_and_bad_yaml(tmp_path):
     with pytest.raises(ConfigError, match="an existing YAML file"):
         load_pipeline(tmp_path / "nope.yaml")
     (tmp_path / "bad.yaml").write_text("name: [unclosed")
-    with pytest.raises(ConfigError, match="valid YAML"):
+    with pytest.raises(ConfigError, match=r"bad.yaml line 1, column 16: expected ',' or ']'"):
         load_pipeline(tmp_path / "bad.yaml")
+
+
+def test_yaml_syntax_error_is_one_line_with_line_and_column(tmp_path, capsys):
+    """PyYAML's 7-line report becomes `kreg: error: FILE line L, column C: PROBLEM (context)`, exit 2."""
+    bad = tmp_path / "x.yaml"
+    bad.write_text("name: x\ndata:\n  dataset: digits\n    model: mlp\n")
+    assert main(["validate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"kreg: error: {bad} line 4, column 10: mapping values are not allowed here\n"
+    bad.write_text("name: x\ndata:\n  dataset: [digits\nmodel: {type: mlp}\n")
+    assert main(["tune", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"kreg: error: {bad} line 4, column 6: expected ',' or ']', but got ':' "
+                   "(while parsing a flow sequence at line 3, column 12)\n")
 
 
 def test_monitor_and_procedure_defaults():

@@ -26,7 +26,7 @@ import yaml
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from kreg.lab.data.names import PACKAGED_MODALITY, available_datasets, is_known_dataset
-from kreg.lab.errors import ConfigError
+from kreg.lab.errors import ConfigError, PipelineSyntaxError
 from kreg.lab.models.builtin import MODEL_TYPES
 from kreg.lab.search.settings import Monitor, SearchSettings, Strict, Training, pydantic_error
 from kreg.lab.search.space import SearchSpace
@@ -255,6 +255,20 @@ def parse_pipeline(data: Any, source: str | None = None, base: Path | None = Non
     return cfg
 
 
+def _syntax_error(path: Path, exc: yaml.YAMLError) -> PipelineSyntaxError:
+    """PyYAML's several-line report as one line: where (1-based, as editors count) and what."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if mark is None or not problem:
+        return PipelineSyntaxError(str(path), None, None, " ".join(str(exc).split()))
+    context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and context_mark is not None and (context_mark.line, context_mark.column) != (mark.line, mark.column):
+        problem += f" ({context} at line {context_mark.line + 1}, column {context_mark.column + 1})"
+    elif context:
+        problem += f" ({context})"
+    return PipelineSyntaxError(str(path), mark.line + 1, mark.column + 1, problem)
+
+
 def load_pipeline(path: str | Path) -> PipelineConfig:
     """Reads and validates a pipeline YAML file."""
     path = Path(path)
@@ -263,5 +277,5 @@ def load_pipeline(path: str | Path) -> PipelineConfig:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ConfigError("pipeline", str(path), f"valid YAML ({exc})") from None
+        raise _syntax_error(path, exc) from None
     return parse_pipeline(data, source=str(path), base=path.resolve().parent)

@@ -32,3 +32,17 @@ class DataError(ValueError):
 
 class ResumeError(ValueError):
     """A search cannot be resumed as asked: says which search and why."""
+
+
+class PipelineSyntaxError(ConfigError):
+    """A pipeline file that is not valid YAML, in one line: ``FILE line L, column C: PROBLEM``.
+
+    Line and column count from 1, as editors do; the parser's context (``while
+    parsing a flow sequence at line 3, column 12``) follows in parentheses.
+    """
+
+    def __init__(self, path: str, line: int | None, column: int | None, problem: str):
+        self.field, self.value, self.expected, self.source = "pipeline", path, "valid YAML", path
+        self.line, self.column, self.problem = line, column, problem
+        where = f" line {line}, column {column}" if line is not None else ""
+        ValueError.__init__(self, f"{path}{where}: {problem}")
