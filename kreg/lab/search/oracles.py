@@ -31,6 +31,7 @@ import os
 
 import keras_tuner as kt
 import numpy as np
+from keras_tuner.src.engine.oracle import synchronized
 
 
 _MAX_DRAWS = 200
@@ -109,7 +110,18 @@ class _KregOracleMixin:
             state["kreg_random_state"] = [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
         return state
 
+    @synchronized
+    def end_trial(self, trial):
+        super().end_trial(trial)
+        # keras-tuner saves the state before it drops the ended trial from ``ongoing_trials``: saved again, so
+        # a search stopped before its next proposal (a worker's last trial, a signal) is not left "ongoing".
+        self.save()
+
     def set_state(self, state):
+        # A state saved by keras-tuner's own ``end_trial`` (or by an older kreg) may list an ended trial as
+        # ongoing: reload() would queue it to run again and ``settle`` would end it twice.
+        ended = set(state["end_order"])
+        state = {**state, "ongoing_trials": {k: v for k, v in state["ongoing_trials"].items() if v not in ended}}
         super().set_state(state)
         saved = state.get("kreg_random_state")
         if saved is not None and isinstance(getattr(self, "_random_state", None), np.random.RandomState):
@@ -190,4 +202,7 @@ def make_oracle(settings, space, objective, hyperparameters, *, seed: int, max_e
     else:
         oracle = GridOracle(max_trials=settings.max_trials, **common)
     oracle._kreg_setup(space)
+    # kreg reports progress itself. keras-tuner's display, when on, also keeps each trial's start by trial id
+    # in memory only (not for trials proposed while it was off): ending a reloaded trial raised KeyError.
+    oracle.verbose = 0
     return oracle
