@@ -53,6 +53,10 @@ def serve(uri: str, host: str, port: int, workers: int = 1, allowed_hosts: str |
     command = mlflow_command(uri, host, port, workers, allowed_hosts)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     print(f"MLflow UI on http://{shown}:{port} over {uri} (Ctrl-C to stop)", flush=True)
+    from kreg.lab.tracking.views import latest_search_lines  # imports MLflow: here, not at the CLI's start
+
+    for line in latest_search_lines(uri, f"http://{shown}:{port}"):
+        print(line, flush=True)
     env = os.environ.copy()
     # MLflow 3's job runner (GenAI jobs: 8 more processes, about 0.5 GB) has nothing to do for kreg's runs.
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")

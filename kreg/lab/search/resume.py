@@ -71,6 +71,7 @@ def open_session(search, tracker, *, config: dict, config_text: str, structure: 
     """A new parent run (``resume`` false) or the resumed one, its state directory locked."""
     spec = spec_module.search_spec(search, structure)
     if not resume:
+        tracker.describe(search)  # the parent logs the search's data as dataset inputs
         parent_id = tracker.start_search(search.name, config, config_text)
         tracker.client.set_tag(parent_id, spec_module.FINGERPRINT_TAG, spec_module.fingerprint(spec))
         with tempfile.TemporaryDirectory() as tmp:

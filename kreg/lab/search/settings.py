@@ -99,11 +99,16 @@ class Monitor(Strict):
     ``weights``: weight norms and the fraction of exactly-zero weights
     (``WeightMonitor``); ``sharpness``: the loss rise under weight
     perturbations (``SharpnessProbe``) on the honest-gap training sample,
-    off unless set (``true`` for the defaults).
+    off unless set (``true`` for the defaults); ``system_metrics``: the
+    trial run's CPU and memory use (MLflow's ``system/*`` metrics, sampled
+    every ``system_metrics_interval_s`` seconds; not part of what a resume
+    must match).
     """
 
     weights: StrictBool = True
     sharpness: Sharpness | None = None
+    system_metrics: StrictBool = True
+    system_metrics_interval_s: float = Field(default=2.0, gt=0)
 
     @field_validator("sharpness", mode="before")
     @classmethod

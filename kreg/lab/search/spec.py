@@ -76,7 +76,8 @@ def search_spec(search, structure: str | None = None) -> dict:
         "space": search.space.to_dict(),
         "search": search.settings.model_dump(mode="json"),
         "training": search.training.model_dump(mode="json"),
-        "monitor": search.monitor.model_dump(mode="json"),
+        # What a trial's figures depend on: system metrics only describe the machine.
+        "monitor": search.monitor.model_dump(mode="json", exclude={"system_metrics", "system_metrics_interval_s"}),
         "train_eval_samples": search.train_eval_samples,
         "loss": _describe_object(search.loss),
         "metrics": _describe_object(search.metrics),

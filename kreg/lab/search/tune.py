@@ -566,6 +566,9 @@ def finish_search(search: Search, tracker, session, records, *, status: str, err
                     tags["kreg.error"] = summary.error[:5000]
             metrics = {**_parent_metrics(summary, search.task), **answering.parent_metrics(answer)}
             artifacts = answering.artifacts(answer, Path(tmp)) + report.search_artifacts(summary, search, Path(tmp))
+            from kreg.lab.tracking.notes import note_tags, search_note
+
+            tags.update(note_tags(search_note(summary, search)))  # the parent's description (Overview)
             tracker.end_search(metrics, artifacts, status=status, tags=tags)
         except StoreError as exc:  # the store is gone: the console summary below is all there is
             summary.error = f"{summary.error}; the summary was not written ({exc})" if summary.error else str(exc)

@@ -121,6 +121,7 @@ def run_study(study: Study, model, data, *, plan: dict | None = None, epochs: in
     """Resolves the model and data as ``kreg.tune`` does, runs ``study`` under one MLflow parent run."""
     from kreg.lab.errors import ConfigError, DataError
     from kreg.lab.search.tune import prepare
+    from kreg.lab.tracking import notes
     from kreg.lab.tracking.mlflow import SearchTracker, TrialRun
     from kreg.lab.tracking.store import check_tracking_uri, resolve_tracking_uri
 
@@ -140,7 +141,8 @@ def run_study(study: Study, model, data, *, plan: dict | None = None, epochs: in
     parent = tracker.client.create_run(
         tracker.experiment_id, run_name=f"{study.kind}-{time.strftime('%Y%m%d-%H%M%S')}",
         tags={"kreg.role": "study", "kreg.study": study.kind, "kreg.claim": study.claim,
-              "kreg.task": prepared.search.task.describe(), "kreg.model": prepared.search.model.describe()})
+              "kreg.task": prepared.search.task.describe(), "kreg.model": prepared.search.model.describe(),
+              **notes.note_tags(notes.study_note(study.kind, study.claim))})
     tracker.parent_id = parent.info.run_id
     tracker._log_params(tracker.parent_id, {"epochs": epochs, "seed": seed, **values, "plan": _describe(prepared)})
     echo(f"kreg study {study.kind}: {study.claim}")
@@ -155,6 +157,7 @@ def run_study(study: Study, model, data, *, plan: dict | None = None, epochs: in
                 tracker.client.log_artifact(tracker.parent_id, str(path))
             tracker.client.set_tag(tracker.parent_id, "kreg.verdict", verdict)
             tracker.client.set_tag(tracker.parent_id, "kreg.held", str(held).lower())
+            notes.set_note(tracker.client, tracker.parent_id, notes.study_note(study.kind, study.claim, verdict, held))
             status = "FINISHED"
             echo(f"{'HELD' if held else 'DID NOT HOLD'}: {verdict}")
             echo(f"MLflow parent run {tracker.parent_id} in experiment '{experiment}' (plots among its artifacts)")

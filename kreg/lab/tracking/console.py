@@ -156,5 +156,8 @@ class RichReporter:
             ui = f"kreg ui --tracking-uri {summary.tracking_uri}"
         else:
             ui = f"mlflow ui --backend-store-uri {summary.tracking_uri}"
-        self.console.print(f"open the runs: [bold]{ui}[/], then http://127.0.0.1:5000/#/experiments/"
-                           f"{summary.experiment_id}/runs  (store: {summary.tracking_uri})", highlight=False)
+        from kreg.lab.tracking.views import experiment_url, view_key
+
+        url = experiment_url("http://127.0.0.1:5000", summary.experiment_id, view_key(summary.parent_run_id))
+        self.console.print(f"open the trials: [bold]{ui}[/], then {url}  (store: {summary.tracking_uri})",
+                           highlight=False)

@@ -35,6 +35,7 @@ from pathlib import Path
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
+from kreg.lab.tracking import notes, system, views
 from kreg.lab.tracking.store import artifact_root_for, file_lock, local_store_path, resolve_tracking_uri
 
 _EXPERIMENT_KIND = "mlflow.experimentKind"
@@ -131,11 +132,18 @@ class TrialRun:
     when the run ends, more than it saves here.)
     """
 
-    def __init__(self, client: MlflowClient, run_id: str, flush_every_s: float = 5.0):
+    def __init__(self, client: MlflowClient, run_id: str, flush_every_s: float = 5.0, monitor=None):
         self.client, self.run_id = client, run_id
         self.flush_every_s = flush_every_s
         self._buffer: list[Metric] = []
         self._last_flush = time.monotonic()
+        self.monitor = monitor  # kreg.lab.tracking.system.TrialMonitor while the trial trains, or None
+
+    def stop_monitor(self) -> None:
+        """Ends the system metrics (CPU, memory) of this run: call when its training is over."""
+        monitor, self.monitor = self.monitor, None
+        if monitor is not None:
+            monitor.stop()
 
     def log_epoch(self, step: int, values: dict) -> None:
         """Queues one epoch's figures; writes the queue when it is due."""
@@ -161,6 +169,7 @@ class TrialRun:
         self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
 
     def finish(self, status: str, reason: str = "") -> None:
+        self.stop_monitor()
         self.flush()
         tags = [RunTag("kreg.trial_status", status)]
         if reason:
@@ -194,6 +203,24 @@ class SearchTracker:
                 time.sleep(1.5 * attempt)
         self.experiment = experiment
         self.parent_id: str | None = None
+        self.datasets: list = []  # the search's splits as MLflow dataset inputs (``describe``)
+        self.system_metrics_interval_s: float | None = None  # None: no system metrics on trial runs
+        self._view: tuple | None = None  # (objective, direction, metric) of the search's stored UI view
+
+    def describe(self, search) -> None:
+        """What every run of ``search`` logs besides its own figures: its data (dataset inputs of the
+        parent and every trial) and, unless the monitor settings say no, the trials' system metrics."""
+        if not self.datasets:
+            from kreg.lab.tracking.datasets import dataset_inputs
+
+            self.datasets = dataset_inputs(search.splits)
+        monitor = search.monitor
+        self.system_metrics_interval_s = monitor.system_metrics_interval_s if monitor.system_metrics else None
+        self._view = (search.objective.name, search.objective.direction, search.task.primary)
+
+    def _log_datasets(self, run_id: str) -> None:
+        if self.datasets:
+            self.client.log_inputs(run_id, datasets=self.datasets)
 
     def _open(self, experiment: str) -> None:
         """The client and the experiment's id (the experiment created, and tagged for MLflow's UI, if new)."""
@@ -229,6 +256,9 @@ class SearchTracker:
         )
         self.parent_id = run.info.run_id
         self._log_params(self.parent_id, flatten(config))
+        self._log_datasets(self.parent_id)
+        if self._view is not None:  # the UI's stored view of this search's trials (kreg.lab.tracking.views)
+            views.save_view(self.client, self.experiment_id, self.parent_id, *self._view)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "pipeline.yaml"
             path.write_text(config_text)
@@ -263,12 +293,15 @@ class SearchTracker:
                 "kreg.trial_status": "RUNNING",
                 "kreg.techniques": ",".join(plan.active_techniques()) or "baseline",
                 "kreg.plan": plan.describe(),
+                **notes.note_tags(notes.trial_started_note(trial_id, plan)),
             },
         )
         params = {f"hp.{k}": v for k, v in hp_values.items()}
         params.update(plan.flatten(prefix="plan."))
         self._log_params(run.info.run_id, params)
-        return TrialRun(self.client, run.info.run_id)
+        self._log_datasets(run.info.run_id)
+        return TrialRun(self.client, run.info.run_id,
+                        monitor=system.start(run.info.run_id, self.tracking_uri, self.system_metrics_interval_s))
 
     def _log_params(self, run_id: str, params: dict) -> None:
         items = [Param(k, _param_value(v)) for k, v in sorted(params.items())]

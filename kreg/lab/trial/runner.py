@@ -32,7 +32,7 @@ import keras_tuner as kt
 from kreg.lab.analysis import stats
 from kreg.lab.analysis.diagnoses import diagnose
 from kreg.lab.search import signals
-from kreg.lab.tracking import plots
+from kreg.lab.tracking import notes, plots
 from kreg.lab.tracking.mlflow import StoreError
 from kreg.lab.tracking.records import COMPLETED, FAILED, KILLED, TrialRecord
 from kreg.lab.trial import ensemble, measure
@@ -111,6 +111,8 @@ class TrialRunner:
 
     def __init__(self, search, tracker=None, reporter=None, records=()):
         self.search, self.tracker = search, tracker
+        if tracker is not None:
+            tracker.describe(search)  # every trial run logs the data it saw and, unless off, its CPU and memory
         self.reporter = reporter or NullReporter()
         self.records: list[TrialRecord] = list(records)  # a resumed search starts with its finished trials
         self.interrupted: list[TrialRecord] = []
@@ -251,6 +253,7 @@ class TrialRunner:
 
     def _commit(self, record: TrialRecord, run) -> None:
         """Writes the trial's result; the status tag last (what a resume trusts)."""
+        run.stop_monitor()  # training is over: the system metrics cover it, not the next trial
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             (tmp / "trial.json").write_text(record.to_json())
@@ -273,6 +276,7 @@ class TrialRunner:
             tags["kreg.diagnoses"] = "; ".join(f"{d['kind']}: {d['evidence']}" for d in record.diagnoses)
         if record.reason:
             tags["kreg.failure_reason"] = record.reason
+        tags.update(notes.note_tags(notes.trial_note(record, self.search.task.primary)))  # the run's description
         run.set_tags(tags)
 
     def _finish_run(self, record: TrialRecord, run) -> None:
