@@ -137,6 +137,10 @@ class RichReporter:
                                                    else ""), highlight=False)
         if answer is not None and answer.line:
             self.console.print(f"[bold]answer[/]: {answer.line}", highlight=False)
+        if answer is not None and getattr(answer, "model_uri", None):
+            registered = f"; registered as {answer.registered}" if answer.registered else ""
+            self.console.print(f"model (takes your raw inputs): {answer.model_uri}{registered}; "
+                               f"mlflow.pyfunc.load_model(uri).predict(raw)", highlight=False)
         for label, record in (("baseline", summary.baseline), ("best", summary.best)):
             if record is None or (label == "best" and record is summary.baseline):
                 continue

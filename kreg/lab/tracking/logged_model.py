@@ -57,7 +57,7 @@ def signature(exported):
     from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
     if exported.inputs == "columns":
-        inputs = Schema([ColSpec("string" if kind == "string" else "double", name=column)
+        inputs = Schema([ColSpec(kind, name=column)
                          for column, (_, kind) in exported.columns.items()])
     else:
         inputs = Schema([TensorSpec(np.dtype(exported.dtype), (-1, *exported.shape))])

@@ -41,7 +41,8 @@ class Exported:
         kind: ``"classification"`` or ``"regression"``.
         inputs: ``"array"`` or ``"columns"``.
         shape: Per-example shape of raw array inputs (``"array"``).
-        columns: Source column -> ``(input name, "number" | "string")`` (``"columns"``).
+        columns: Source column -> ``(input name, kind)`` (``"columns"``), kind as MLflow's schema names
+            it: ``"double"``, ``"long"``, ``"boolean"`` (numbers to the model) or ``"string"`` (a category).
         classes: Class names (string labels, in output order), else None.
         activation: The output's activation (``"softmax"``, ``"linear"`` logits, ``"sigmoid"``, ...).
         targets: Regression target count.
@@ -143,7 +144,7 @@ def whole_model(model, splits, task, activation: str = "linear") -> Exported:
         for column in encoder.features:
             categorical = column in encoder.categories
             name = input_name(column, taken)
-            columns[column] = (name, "string" if categorical else "number")
+            columns[column] = (name, "string" if categorical else getattr(encoder, "kinds", {}).get(column, "double"))
             raw = keras.Input(shape=(), dtype="string" if categorical else "float32", name=name)
             inputs[name] = raw
             if categorical:
@@ -222,6 +223,9 @@ def raw_example(splits, rows: int = 5):
             out[column] = [categories[i] for i in block.argmax(axis=1)]
             at += len(categories)
         else:
-            out[column] = x[:, at]
+            kind = getattr(encoder, "kinds", {}).get(column, "double")
+            values = x[:, at]
+            out[column] = (values > 0.5 if kind == "boolean" else
+                           np.rint(values).astype(np.int64) if kind == "long" else values)
             at += 1
     return pd.DataFrame(out)
