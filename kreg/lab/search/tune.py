@@ -68,6 +68,7 @@ class Search:
     metrics: Any = None
     experiment: str = ""
     tracking_uri: str | None = None
+    register: str | None = None  # Model Registry name of the answer, if it is to be registered
 
     @property
     def penalty(self) -> float | None:
@@ -114,9 +115,19 @@ class SearchSummary:
 
     @property
     def model(self):
-        """The chosen plan refit on training + validation (a ``keras.Model``; None without a refit)."""
-        refit = getattr(self.answer, "refit", None)
-        return None if refit is None else refit.model
+        """The chosen plan refit on training + validation (a ``keras.Model``; None without a refit).
+
+        It takes your raw inputs (the standardization, the categories' encoding and the channel axis kreg
+        added are inside it; a dict of columns for CSV/DataFrame data) and answers in your units
+        (regression targets de-standardized).
+        """
+        exported = getattr(self.answer, "exported", None)
+        return None if exported is None else exported.model
+
+    @property
+    def model_uri(self) -> str | None:
+        """The answer's MLflow model (``models:/<id>``): ``mlflow.pyfunc.load_model(uri).predict(raw)``."""
+        return getattr(self.answer, "model_uri", None)
 
     @property
     def comparison(self) -> dict | None:
@@ -241,7 +252,8 @@ def prepare(model, data, *, techniques: dict | None = None, exclusive=(), max_ac
             tuner: str = "bayesian", max_trials: int = 10, objective: str | None = None, gap_penalty: float = 1.0,
             initial_points: int | None = None, hyperband_factor: int = 3, max_consecutive_failed_trials: int = 3,
             cv=None, repeats: int | None = None, select: str = "best", refit: bool = True,
-            task=None, loss=None, metrics=None, model_args: dict | None = None, monitor: dict | None = None,
+            register: str | None = None, task=None, loss=None, metrics=None, model_args: dict | None = None,
+            monitor: dict | None = None,
             train_eval_samples: int | None = 500, seed: int = 0, name: str | None = None,
             experiment: str | None = None, tracking_uri: str | None = None,
             config: dict | None = None, config_text: str | None = None,
@@ -262,6 +274,12 @@ def prepare(model, data, *, techniques: dict | None = None, exclusive=(), max_ac
     from kreg.lab.tracking.store import check_tracking_uri, resolve_tracking_uri
 
     field = "search" if source else None  # YAML names its sections; Python its arguments
+    if register is not None and (not isinstance(register, str) or not register.strip()):
+        raise ConfigError("tracking.register" if source else "register", register,
+                          "a Model Registry name (a non-empty string) or None")
+    if register is not None and not refit:
+        raise ConfigError("tracking.register" if source else "register", register,
+                          "refit: true as well (the registered model is the refit answer)")
     training = build(Training, dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                                     optimizer=optimizer), source=source, prefix="training." if source else "")
     if repeats is not None:  # kreg.tune(cv=5, repeats=3): the YAML's search.cv.repeats
@@ -314,7 +332,7 @@ def prepare(model, data, *, techniques: dict | None = None, exclusive=(), max_ac
         name=name, seed=seed, model=source_model, splits=splits, task=the_task, space=space,
         training=training, settings=settings, monitor=monitor, objective=the_objective,
         train_eval_samples=train_eval_samples, loss=loss, metrics=metrics,
-        experiment=experiment or name, tracking_uri=tracking_uri,
+        experiment=experiment or name, tracking_uri=tracking_uri, register=register,
     )
     structure = _preflight(search)
     if config is None:
@@ -332,7 +350,8 @@ def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_activ
          tuner: str = "bayesian", max_trials: int = 10, objective: str | None = None, gap_penalty: float = 1.0,
          initial_points: int | None = None, hyperband_factor: int = 3, max_consecutive_failed_trials: int = 3,
          cv=None, repeats: int | None = None, select: str = "best", refit: bool = True,
-         task=None, loss=None, metrics=None, model_args: dict | None = None, monitor: dict | None = None,
+         register: str | None = None, task=None, loss=None, metrics=None, model_args: dict | None = None,
+         monitor: dict | None = None,
          train_eval_samples: int | None = 500, seed: int = 0, name: str | None = None,
          experiment: str | None = None, tracking_uri: str | None = None, verbose: int = 1, reporter=None,
          config: dict | None = None, config_text: str | None = None, source: str | None = None,
@@ -376,7 +395,10 @@ def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_activ
             trial within one standard error of the best (needs ``cv``).
         refit: Refit the answer and the baseline on training + validation,
             test both once and compare them on the same test examples
-            (default True): ``summary.model``, ``summary.comparison``.
+            (default True): ``summary.model`` (takes your raw inputs),
+            ``summary.comparison``, ``summary.model_uri`` (the MLflow model).
+        register: Register the answer in MLflow's Model Registry under this
+            name (a new version each search). Default None.
         task: ``"classification"``, ``"regression"`` or a ``kreg.lab.task``
             object. Default: inferred from the labels.
         loss, metrics: Your own loss and metrics instead of the task's (then
@@ -557,7 +579,11 @@ def finish_search(search: Search, tracker, session, records, *, status: str, err
         try:
             if answer.refit is not None:
                 try:
-                    tags["kreg.model_artifact"] = answering.save_model(answer, tracker)
+                    tags["kreg.model_artifact"] = answering.save_model(answer, tracker, search)
+                    if answer.model_uri:
+                        tags["kreg.model_uri"] = answer.model_uri
+                    if answer.registered:
+                        tags["kreg.registered_model"] = answer.registered
                 except StoreError:
                     raise
                 except Exception as exc:  # a model Keras cannot serialize (a subclass without get_config...)
