@@ -159,6 +159,7 @@ class SearchConfig(SearchSettings):
 class TrackingConfig(Strict):
     experiment: str | None = None
     tracking_uri: str | None = None
+    register: str | None = Field(default=None, min_length=1)  # Model Registry name of the answer
 
 
 class PipelineConfig(Strict):
@@ -185,7 +186,7 @@ class PipelineConfig(Strict):
 
     def with_overrides(self, **overrides) -> "PipelineConfig":
         """A validated copy with CLI overrides (``max_trials``, ``epochs``, ``seed``, ``cv`` (folds),
-        ``select``, ``experiment``, ``tracking_uri``); None leaves a value as it is."""
+        ``select``, ``experiment``, ``tracking_uri``, ``register``); None leaves a value as it is."""
         if all(value is None for value in overrides.values()):
             return self
         data = self.model_dump()
@@ -196,6 +197,7 @@ class PipelineConfig(Strict):
             "select": ("search", "select"),
             "experiment": ("tracking", "experiment"),
             "tracking_uri": ("tracking", "tracking_uri"),
+            "register": ("tracking", "register"),
         }
         for key, value in overrides.items():
             if value is None:
@@ -224,7 +226,7 @@ class PipelineConfig(Strict):
             **self.training.model_dump(), **self.search.settings().model_dump(), monitor=self.monitor,
             train_eval_samples=self.data.train_eval_samples, seed=self.seed, name=self.name,
             experiment=self.experiment_name(), tracking_uri=self.tracking.tracking_uri,
-            config=self.model_dump(mode="json"), source=source or "pipeline",
+            register=self.tracking.register, config=self.model_dump(mode="json"), source=source or "pipeline",
         )
 
 
