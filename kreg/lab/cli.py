@@ -7,9 +7,10 @@ import logging
 import os
 import shlex
 import sys
+import warnings
 from pathlib import Path
 
-from kreg.lab.config import import_paths, load_pipeline
+from kreg.lab.config import check_sources, import_paths, load_pipeline
 from kreg.lab.errors import ConfigError, DataError, ResumeError
 from kreg.lab.quiet import quiet_tensorflow
 from kreg.lab.search.signals import SearchInterrupted, owning_signals
@@ -113,8 +114,9 @@ def _cmd_validate(args) -> int:
     search = cfg.search
     model = f"{cfg.model.type} {cfg.model.capacity()}" if cfg.model.type else f"builder {cfg.model.builder} {cfg.model.args}"
     data = cfg.data.spec(cfg.base)
+    splits = check_sources(cfg)  # files read, functions imported: what kreg tune refuses before training
     print(f"{args.pipeline}: valid pipeline '{cfg.name}'")
-    print(f"  data: {data}")
+    print(f"  data: {data}" + (f" ({splits.describe()})" if splits is not None else ""))
     print(f"  model: {model}")
     print(f"  search: {search.tuner}, {search.max_trials} trials x {cfg.training.epochs} epochs, objective "
           f"{search.objective or 'the task default (val_accuracy; val_loss for regression)'}"
@@ -308,9 +310,15 @@ def _cmd_ui(args) -> int:
     return serve(uri, args.host, args.port, workers=args.workers, allowed_hosts=args.allowed_hosts)
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """A warning as the user reads it: ``kreg: warning: MESSAGE``, not Python's file, line and source (--verbose)."""
+    return f"kreg: warning: {' '.join(str(message).split())}\n"
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    quiet_tensorflow(verbose=args.verbose)  # before anything imports TensorFlow
+    if quiet_tensorflow(verbose=args.verbose):  # before anything imports TensorFlow
+        warnings.formatwarning = _one_line_warning
     try:
         return {"tune": _cmd_tune, "worker": _cmd_worker, "validate": _cmd_validate, "techniques": _cmd_techniques,
                 "study": _cmd_study, "ui": _cmd_ui}[args.command](args)

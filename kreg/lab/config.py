@@ -230,6 +230,33 @@ class PipelineConfig(Strict):
         )
 
 
+def check_sources(cfg: PipelineConfig):
+    """What ``kreg tune`` checks before it trains, minus the training (``kreg validate``).
+
+    The builder and loader (``module:function``) are imported, with the
+    pipeline's directory and the working directory on the import path, and
+    must be callable; they are not called. A CSV or ``.npz`` file is read
+    through the very code ``kreg tune`` reads it with (present, readable, not
+    empty, the target column there, labels that fit the task): no Keras, no
+    TensorFlow. A packaged dataset was checked by name already. Raises the
+    ``ConfigError`` or ``DataError`` ``kreg tune`` raises on the same file;
+    returns the splits of a CSV or ``.npz`` file, else None.
+    """
+    from kreg.lab.data.loader import import_loader
+    from kreg.lab.data.resolve import resolve_data
+    from kreg.lab.models.source import import_callable
+
+    with import_paths(cfg.base, Path.cwd()):
+        if cfg.model.builder is not None:
+            import_callable(cfg.model.builder)  # the field kreg tune names: `model`
+        if cfg.data.loader is not None:
+            import_loader(cfg.data.loader)
+        elif cfg.data.source in ("csv", "arrays"):
+            spec = cfg.data.spec(cfg.base)
+            return resolve_data(spec, seed=cfg.seed)
+    return None
+
+
 @contextlib.contextmanager
 def import_paths(*directories: Path):
     """``module:function`` builders and loaders next to the pipeline file (or in the cwd) import."""

@@ -46,3 +46,15 @@ class PipelineSyntaxError(ConfigError):
         self.line, self.column, self.problem = line, column, problem
         where = f" line {line}, column {column}" if line is not None else ""
         ValueError.__init__(self, f"{path}{where}: {problem}")
+
+
+class BuilderError(ConfigError):
+    """The user's model builder raised: one line naming the function, the exception and its message, and the
+    log file that holds the traceback (``kreg tune`` exits 2 on it, as on any model problem)."""
+
+    def __init__(self, builder: str, error: BaseException, log: str | None = None):
+        self.field, self.value, self.expected, self.source = "model", builder, "a builder that returns a keras.Model", None
+        self.builder, self.error, self.log = builder, error, log
+        said = " ".join(str(error).split())
+        text = f"the model builder {builder} raised {type(error).__name__}" + (f": {said}" if said else "")
+        ValueError.__init__(self, text + (f" (traceback in {log})" if log else ""))

@@ -42,6 +42,13 @@ def from_loader(spec: str, **kwargs):
         >>> # mypackage/data.py: def load(): return {"x": x, "y": y, "x_test": xt, "y_test": yt}
         >>> splits = kreg.data.from_loader("mypackage.data:load", seed=0)
     """
+    function = import_loader(spec)
+    kwargs.setdefault("name", spec)
+    return splits_from(function(), f"loader {spec!r}", **kwargs)
+
+
+def import_loader(spec: str):
+    """The function ``"module:function"`` names, imported but not called (``kreg validate`` checks this much)."""
     if not is_loader_spec(spec):
         raise checks.invalid("loader", "'module:function', e.g. 'mypackage.data:load'", spec)
     module_name, function_name = spec.split(":")
@@ -56,8 +63,7 @@ def from_loader(spec: str, **kwargs):
     function = getattr(module, function_name, None)
     if function is None or not callable(function):
         raise DataError(f"Module {module_name!r} has no function {function_name!r} (loader {spec!r}).")
-    kwargs.setdefault("name", spec)
-    return splits_from(function(), f"loader {spec!r}", **kwargs)
+    return function
 
 
 def splits_from(result, where: str, **kwargs):

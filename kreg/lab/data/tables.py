@@ -153,11 +153,17 @@ def _read(source, split: str):
 
     path = os.fspath(source)
     try:
-        return pd.read_csv(path)
+        frame = pd.read_csv(path)
     except FileNotFoundError:
         raise DataError(f"No such CSV file for the {split} split: {path!r}") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataError(f"Cannot read the {split} split's CSV file {path!r}: {exc}") from None
+    except (IsADirectoryError, PermissionError) as exc:
+        raise DataError(f"Cannot read the {split} split's CSV file {path!r}: {exc.strerror}") from None
+    if frame.empty:
+        raise DataError(f"The {split} split's CSV file {path!r} has no rows (columns {list(frame.columns)}): "
+                        "one row per example is expected.")
+    return frame
 
 
 def _name(source) -> str:

@@ -13,7 +13,7 @@ import dataclasses
 import importlib
 import inspect
 
-from kreg.lab.errors import ConfigError
+from kreg.lab.errors import BuilderError, ConfigError
 from kreg.lab.models.builtin import MODEL_TYPES
 
 _EXPECTED = ("a built-in model (" + ", ".join(MODEL_TYPES) + "), a function returning a keras.Model, "
@@ -45,6 +45,24 @@ def import_callable(spec: str, field: str = "model"):
     if not callable(fn):
         raise ConfigError(field, spec, "a callable")
     return fn
+
+
+def _traceback_log(builder: str, args: dict, plan: tuple, exc: BaseException) -> str | None:
+    """Writes the builder's traceback to a new file in the temporary directory; returns its path (None if it
+    cannot be written: the one line still names the exception)."""
+    import tempfile
+    import time
+    import traceback
+
+    header = [f"kreg: the model builder {builder} raised {type(exc).__name__} ({time.strftime('%Y-%m-%d %H:%M:%S')})",
+              f"arguments: {args!r}"] + ([f"plan: {plan[0].describe()}"] if plan else [])
+    try:
+        handle, path = tempfile.mkstemp(prefix="kreg-builder-", suffix=".log")
+        with open(handle, "w") as log:
+            log.write("\n".join(header) + "\n\n" + "".join(traceback.format_exception(exc)))
+    except OSError:
+        return None
+    return path
 
 
 def _takes_plan(fn) -> bool:
@@ -128,14 +146,28 @@ class ModelSource:
             model = build_model(self.target, spec, plan, seed=seed, **self.args)
             return Built(model, placements_of(model, plan), self.activation or "linear")
         if self.kind == "plan_builder":
-            model = self._check_model(self.target(plan, **self.args))
+            model = self._check_model(self._call(plan))
             return Built(model, placements_of(model, plan), self.activation or output_activation(model))
         if self.kind == "builder":
-            model = self._check_model(self.target(**self.args))
+            model = self._check_model(self._call())
         else:
             model = self._clone(self.target)
         applied = apply_plan(model, plan, modality=spec.modality, seed=seed)
         return Built(applied.model, applied.placements, self.activation or applied.output_activation)
+
+    def builder_name(self) -> str:
+        """``module:function`` of the user's builder, as given or as found."""
+        return self.spec or f"{getattr(self.target, '__module__', '?')}:{getattr(self.target, '__qualname__', self.short_name())}"
+
+    def _call(self, *plan):
+        """The user's builder called; what it raises becomes one ``BuilderError`` line, its traceback a log file."""
+        try:
+            return self.target(*plan, **self.args)
+        except ConfigError:  # kreg's own refusal (a plan helper's): already one line naming the field
+            raise
+        except Exception as exc:
+            raise BuilderError(self.builder_name(), exc, _traceback_log(self.builder_name(), self.args, plan, exc)) \
+                from exc
 
     def _check_model(self, model):
         if not _is_keras_model(model):
