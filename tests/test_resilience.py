@@ -251,6 +251,38 @@ def test_signal_mid_trial_closes_runs_then_resume(signum, tmp_path):
     assert runs[k][0][0] == killed_id  # the old run of the interrupted trial stays KILLED
 
 
+def test_signal_during_the_refit_stops_it_and_resume_only_refits(tmp_path):
+    """Issue 19 item 3: SIGTERM in the refit stops it at the next batch (not after the whole refit), the parent
+    ends KILLED (the store and the exit code agree) with the trials intact, and --resume redoes only the refit."""
+    pipeline = _write(tmp_path / "p.yaml", {**PIPELINE, "name": "resilience_refit", "search": {
+        **PIPELINE["search"], "max_trials": 2, "refit": True}})
+    terminal = _Terminal(tmp_path, pipeline)
+    terminal.wait_for(r"refit: .* on training \+ validation for \d+ epochs")  # an event: the refit has begun
+    terminal.proc.send_signal(signal.SIGTERM)
+    code, out, err = terminal.finish()
+    assert code == 143, (out, err)
+    assert "Traceback" not in err and "Traceback" not in out, err
+    parent_id, status = _parent(tmp_path)
+    assert status == "KILLED"  # not FINISHED: the store says what the exit code says
+    error = _tag(tmp_path, parent_id, "kreg.error")
+    assert error.startswith("interrupted by SIGTERM during the refit (all 2 trials are kept); resume with: "
+                            f"kreg tune {pipeline} --tracking-uri sqlite:///{tmp_path / 'mlflow.db'} "
+                            f"--resume {parent_id}"), error
+    assert "interrupted by SIGTERM during the refit" in " ".join(out.split())
+    assert _metric(tmp_path, parent_id, "refit_test_accuracy") is None  # no half-trained answer recorded
+    assert _tag(tmp_path, parent_id, "kreg.model_artifact") is None
+    runs = _trial_runs(tmp_path)
+    assert {k: [r[1:] for r in v] for k, v in runs.items()} == {"0": [("FINISHED", "COMPLETED")],
+                                                                "1": [("FINISHED", "COMPLETED")]}
+
+    code, out, err = _finish(_kreg(tmp_path, pipeline, "--resume"))
+    assert code == 0, (out, err)
+    assert _parent(tmp_path) == (parent_id, "FINISHED")
+    assert _trial_runs(tmp_path) == runs  # no trial ran again
+    assert _metric(tmp_path, parent_id, "refit_test_accuracy") is not None
+    assert _tag(tmp_path, parent_id, "kreg.model_artifact") == "model/model.keras"
+
+
 def test_sigkill_mid_trial_then_resume(tmp_path):
     pipeline = _write(tmp_path / "p.yaml", PIPELINE)
     terminal = _Terminal(tmp_path, pipeline)

@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--experiment", help="MLflow experiment (default: the pipeline's name)")
     tune.add_argument("--register", metavar="NAME",
                       help="register the answer (the refit model over raw inputs) in MLflow's Model Registry "
-                           "as a new version of NAME (override tracking.register)")
+                           "as a new version of NAME (override tracking.register_as)")
     tune.add_argument("--resume", nargs="?", const=True, default=False, metavar="PARENT_RUN_ID",
                       help="continue the latest unfinished search of this pipeline (or the search with this "
                            "parent run id): finished trials are kept, an interrupted trial runs again")

@@ -159,7 +159,8 @@ class SearchConfig(SearchSettings):
 class TrackingConfig(Strict):
     experiment: str | None = None
     tracking_uri: str | None = None
-    register: str | None = Field(default=None, min_length=1)  # Model Registry name of the answer
+    # Model Registry name of the answer (not `register`: pydantic models have a `register` attribute).
+    register_as: str | None = Field(default=None, min_length=1)
 
 
 class PipelineConfig(Strict):
@@ -197,7 +198,7 @@ class PipelineConfig(Strict):
             "select": ("search", "select"),
             "experiment": ("tracking", "experiment"),
             "tracking_uri": ("tracking", "tracking_uri"),
-            "register": ("tracking", "register"),
+            "register": ("tracking", "register_as"),
         }
         for key, value in overrides.items():
             if value is None:
@@ -226,7 +227,7 @@ class PipelineConfig(Strict):
             **self.training.model_dump(), **self.search.settings().model_dump(), monitor=self.monitor,
             train_eval_samples=self.data.train_eval_samples, seed=self.seed, name=self.name,
             experiment=self.experiment_name(), tracking_uri=self.tracking.tracking_uri,
-            register=self.tracking.register, config=self.model_dump(mode="json"), source=source or "pipeline",
+            register=self.tracking.register_as, config=self.model_dump(mode="json"), source=source or "pipeline",
         )
 
 

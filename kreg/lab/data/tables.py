@@ -24,21 +24,31 @@ class TableEncoder:
     Args:
         features: Source column names, in order.
         categories: For each categorical column, its training categories (as strings).
+        kinds: Each column's raw type as MLflow's schema names it (``"double"``, ``"long"``,
+            ``"boolean"``, ``"string"``): the signature of the model a search hands over.
     """
 
     features: tuple
     categories: dict
+    kinds: dict = dataclasses.field(default_factory=dict)
 
     @classmethod
     def fit(cls, frame, features) -> TableEncoder:
         import pandas as pd
 
-        categories = {}
+        categories, kinds = {}, {}
         for column in features:
             values = frame[column]
-            if not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)):
+            if pd.api.types.is_bool_dtype(values):
+                kinds[column] = "boolean"
+            elif pd.api.types.is_integer_dtype(values):
+                kinds[column] = "long"
+            elif pd.api.types.is_numeric_dtype(values):
+                kinds[column] = "double"
+            else:
+                kinds[column] = "string"
                 categories[column] = tuple(sorted(values.astype(str).unique()))
-        return cls(tuple(features), categories)
+        return cls(tuple(features), categories, kinds)
 
     @property
     def feature_names(self) -> list:

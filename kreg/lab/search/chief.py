@@ -285,11 +285,13 @@ def run_chief(prepared, *, host: str = "127.0.0.1", port: int = 0, pool=None, re
             pool.signal(signal.SIGTERM)
             pool.wait(30.0)
         records = chief.records(search) if chief is not None else list(runner.records)
-        summary = finish_search(search, tracker, session, records, status=status, error=error,
-                                duration_s=session.previous_duration_s + time.perf_counter() - start,
-                                reporter=reporter, interrupted=interrupted)
-        if chief is not None and not stopped:  # every trial has ended; the workers close their last runs and exit
-            chief.close()
-        if pool is not None:
-            pool.keep_logs(session.directory / "workers")
+        try:  # a signal during the refit ends the search KILLED (raised by finish_search once it is closed)
+            summary = finish_search(search, tracker, session, records, status=status, error=error,
+                                    duration_s=session.previous_duration_s + time.perf_counter() - start,
+                                    reporter=reporter, interrupted=interrupted, resume_command=resume_command)
+        finally:
+            if chief is not None and not stopped:  # every trial has ended; the workers close their runs and exit
+                chief.close()
+            if pool is not None:
+                pool.keep_logs(session.directory / "workers")
     return summary

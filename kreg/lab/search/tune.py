@@ -275,10 +275,10 @@ def prepare(model, data, *, techniques: dict | None = None, exclusive=(), max_ac
 
     field = "search" if source else None  # YAML names its sections; Python its arguments
     if register is not None and (not isinstance(register, str) or not register.strip()):
-        raise ConfigError("tracking.register" if source else "register", register,
+        raise ConfigError("tracking.register_as" if source else "register", register,
                           "a Model Registry name (a non-empty string) or None")
     if register is not None and not refit:
-        raise ConfigError("tracking.register" if source else "register", register,
+        raise ConfigError("tracking.register_as" if source else "register", register,
                           "refit: true as well (the registered model is the refit answer)")
     training = build(Training, dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                                     optimizer=optimizer), source=source, prefix="training." if source else "")
@@ -534,28 +534,41 @@ def run_search(search: Search, *, reporter=None, config: dict, config_text: str,
             error = f"{error}; {problem}" if error else problem
         summary = finish_search(search, tracker, session, runner.records, status=status, error=error,
                                 duration_s=session.previous_duration_s + time.perf_counter() - start,
-                                reporter=reporter, interrupted=interrupted)
+                                reporter=reporter, interrupted=interrupted, resume_command=resume_command)
     return summary
 
 
 def finish_search(search: Search, tracker, session, records, *, status: str, error: str, duration_s: float,
-                  reporter, interrupted=None) -> SearchSummary:
+                  reporter, interrupted=None, resume_command: str | None = None) -> SearchSummary:
     """Closes a search: its summary, the parent run's metrics, tags, artifacts and status; shows it.
 
     ``records`` hold every trial, trial 0 (the baseline) first. Shared by
     ``run_search`` and the chief of a parallel search (``chief``), whose
     records come back from the workers' child runs.
+
+    A signal during the refit stops it at the next batch: the parent ends
+    KILLED with every trial intact and the line to resume (which only redoes
+    the refit), and ``SearchInterrupted`` is raised once the runs are closed.
     """
     from kreg.lab.search import answer as answering
     from kreg.lab.tracking import report
     from kreg.lab.tracking.mlflow import StoreError
 
     baseline = records[0] if records else None
+    refit_stopped = None
     answer = answering.choose(search, records)
     if status == "FINISHED" and answer.chosen is not None and search.settings.refit and search.splits.in_memory:
         note = getattr(reporter, "note", lambda line: None)
         try:
             answering.refit_and_compare(search, answer, baseline, echo=note)
+        except signals.SearchInterrupted as exc:  # the trials stand; only the refit is left for a resume
+            status, interrupted, refit_stopped = "KILLED", exc, exc
+            answer.refit = answer.baseline_refit = answer.comparison = answer.exported = None
+            how = (resume_command.format(session.parent_id) if resume_command
+                   else f'kreg.tune(..., resume="{session.parent_id}") with the same arguments')
+            exc.message = (f"interrupted by {exc.name} during the refit (all {len(records)} trials are kept); "
+                           f"resume with: {how} (it only redoes the refit)")
+            error = f"{error}; {exc.message}" if error else exc.message
         except Exception as exc:  # the search's trials stand; say what is missing
             problem = f"the refit failed ({type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]})"
             error = f"{error}; {problem}" if error else problem
@@ -602,4 +615,6 @@ def finish_search(search: Search, tracker, session, records, *, status: str, err
     if interrupted is not None:
         interrupted.summary = summary
     reporter.search_ended(summary)
+    if refit_stopped is not None:
+        raise refit_stopped
     return summary

@@ -18,7 +18,7 @@ import keras
 import numpy as np
 
 from kreg.callbacks.gap import penalized_loss
-from kreg.lab.trial.fit import Diverged, StopOnNaN
+from kreg.lab.trial.fit import Diverged, SignalCheckpoint, StopOnNaN
 from kreg.lab.trial.procedures import build_for_plan, procedure_callbacks, train_data
 from kreg.training import error_decomposition
 from kreg.training.ensemble import _quiet_retracing
@@ -36,7 +36,7 @@ def train_members(search, plan, epochs: int, train_sample, seed: int) -> list:
         data, mixers = train_data(resampled.splits, plan, batch_size, member_seed)
         callbacks, _, _ = procedure_callbacks(plan, model, epochs, train_sample, mixers)
         history = model.fit(data, epochs=epochs, shuffle=False, verbose=0,
-                            callbacks=[StopOnNaN(), *callbacks])
+                            callbacks=[SignalCheckpoint(), StopOnNaN(), *callbacks])
         if not np.all(np.isfinite(history.history["loss"])):
             raise Diverged(f"ensemble member {i + 1} diverged")
         members.append(model)

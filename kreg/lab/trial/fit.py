@@ -14,6 +14,7 @@ import math
 import keras
 
 from kreg.callbacks import GeneralizationGap, SharpnessProbe, WeightMonitor
+from kreg.lab.search import signals
 from kreg.lab.trial.procedures import build_for_plan, procedure_callbacks, train_data
 
 
@@ -28,6 +29,14 @@ class StopOnNaN(keras.callbacks.Callback):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             self.model.stop_training = True
+
+
+class SignalCheckpoint(keras.callbacks.Callback):
+    """Where a signal stops any training of a search (a trial, a fold, the refit, an ensemble member):
+    after a batch, never inside a write (``kreg.lab.search.signals``)."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        signals.checkpoint()
 
 
 @dataclasses.dataclass
@@ -61,7 +70,7 @@ def fit_plan(search, plan, epochs: int, train_sample, *, seed: int, last_callbac
     model, built = build_for_plan(search, plan, seed=seed)
     data, mixers = train_data(splits, plan, plan.batch_size or search.training.batch_size, seed)
     gap = GeneralizationGap(train_sample, penalty=search.penalty, penalty_metric=search.penalty_metric)
-    callbacks = [gap, StopOnNaN(), *monitors(search, train_sample)]
+    callbacks = [SignalCheckpoint(), gap, StopOnNaN(), *monitors(search, train_sample)]
     procedures, swa, scheduled = procedure_callbacks(plan, model, epochs, train_sample, mixers)
     callbacks += procedures
     early = None
