@@ -283,6 +283,22 @@ def test_signal_during_the_refit_stops_it_and_resume_only_refits(tmp_path):
     assert _tag(tmp_path, parent_id, "kreg.model_artifact") == "model/model.keras"
 
 
+def test_a_cross_validated_trial_stopped_after_a_fold_keeps_that_folds_figures(tmp_path):
+    pipeline = _write(tmp_path / "p.yaml", {**PIPELINE, "name": "resilience_cv", "training": {
+        **PIPELINE["training"], "epochs": 5}, "search": {**PIPELINE["search"], "cv": {"folds": 3}}})
+    terminal = _Terminal(tmp_path, pipeline)
+    terminal.wait_for(r"trial 1/3 fold 2/3 epoch \d+/5 ")  # an event: fold 1 finished, fold 2 is training
+    terminal.proc.send_signal(signal.SIGTERM)
+    code, out, err = terminal.finish()
+    assert code == 143, (out, err)
+    [(run_id, status, trial_status)] = _trial_runs(tmp_path)["0"]
+    assert (status, trial_status) == ("KILLED", "KILLED")
+    steps = [s for (s,) in _query(tmp_path, "SELECT step FROM metrics WHERE run_uuid = ? AND "
+                                            "key = 'fold_kept_val_accuracy' ORDER BY step", run_id)]
+    assert steps == [1]  # the finished fold's figures, none of the fold that was stopped
+    assert _tag(tmp_path, run_id, "kreg.folds_done") == "1 of 3"
+
+
 def test_sigkill_mid_trial_then_resume(tmp_path):
     pipeline = _write(tmp_path / "p.yaml", PIPELINE)
     terminal = _Terminal(tmp_path, pipeline)

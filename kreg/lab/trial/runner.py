@@ -190,9 +190,15 @@ class TrialRunner:
         figures are the folds' means (``cv_*``: their spread), its curves the folds' mean curves."""
         search = self.search
         per_fold, histories = [], []
-        with _quiet_retracing():  # each fold is a new model: TensorFlow's retracing warning means nothing here
-            for i, (fold, sample) in enumerate(self.folds):
-                fitted = self._fold(plan, index, epochs, i, fold, sample, per_fold, histories)
+        try:
+            with _quiet_retracing():  # each fold is a new model: TensorFlow's retracing warning means nothing here
+                for i, (fold, sample) in enumerate(self.folds):
+                    fitted = self._fold(plan, index, epochs, i, fold, sample, per_fold, histories)
+        except signals.SearchInterrupted:  # the folds that finished keep their figures on the KILLED run
+            if run is not None and per_fold:
+                self._log_folds(run, per_fold)
+                run.set_tags({"kreg.folds_done": f"{len(per_fold)} of {len(self.folds)}"})
+            raise
         self._placements(record, fitted, run)
         record.folds = per_fold
         record.history = stats.mean_curves(histories)
@@ -203,8 +209,12 @@ class TrialRunner:
         if run is not None:
             for epoch in range(len(record.history.get("loss", []))):
                 run.log_epoch(epoch + 1, {k: v[epoch] for k, v in record.history.items() if epoch < len(v)})
-            for number, metrics in enumerate(per_fold, start=1):  # MLflow charts them against the fold
-                run.log_epoch(number, {f"fold_{k}": v for k, v in metrics.items() if k.startswith(_FOLD_FIGURES)})
+            self._log_folds(run, per_fold)
+
+    @staticmethod
+    def _log_folds(run, per_fold):
+        for number, metrics in enumerate(per_fold, start=1):  # MLflow charts them against the fold
+            run.log_epoch(number, {f"fold_{k}": v for k, v in metrics.items() if k.startswith(_FOLD_FIGURES)})
 
     def _fold(self, plan, index, epochs, i, fold, sample, per_fold, histories):
         search = self.search
