@@ -18,6 +18,7 @@ the import path.
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 from pathlib import Path
 from typing import Any, Literal
@@ -28,7 +29,7 @@ from pydantic import Field, PrivateAttr, ValidationError, field_validator, model
 from kreg.lab.data.names import PACKAGED_MODALITY, available_datasets, is_known_dataset
 from kreg.lab.errors import ConfigError, PipelineSyntaxError
 from kreg.lab.models.builtin import MODEL_TYPES
-from kreg.lab.search.settings import Monitor, SearchSettings, Strict, Training, pydantic_error
+from kreg.lab.search.settings import Float, Int, Monitor, SearchSettings, Strict, Training, pydantic_error
 from kreg.lab.search.space import SearchSpace
 from kreg.lab.task import TASK_KINDS
 from kreg.lab.techniques import MODALITIES
@@ -49,13 +50,13 @@ class DataConfig(Strict):
     validation: str | None = None  # csv: the validation file
     features: list[str] | None = None  # csv: the feature columns (default: all others)
     task: Literal[TASK_KINDS] | None = None  # type: ignore[valid-type]  # default: inferred from the labels
-    num_classes: int | None = Field(default=None, ge=2)
+    num_classes: Int | None = Field(default=None, ge=2)
     modality: Literal[MODALITIES] | None = None  # type: ignore[valid-type]  # default: from the input rank
-    validation_fraction: float = Field(default=0.2, gt=0, lt=1)
+    validation_fraction: Float = Field(default=0.2, gt=0, lt=1)
     data_dir: str | None = None
     standardize: Literal["none", "global", "feature"] | None = None
-    train_eval_samples: int | None = Field(default=500, ge=1)
-    max_train_examples: int | None = Field(default=None, ge=1)
+    train_eval_samples: Int | None = Field(default=500, ge=1)
+    max_train_examples: Int | None = Field(default=None, ge=1)
 
     @field_validator("dataset")
     @classmethod
@@ -113,11 +114,11 @@ class ModelConfig(Strict):
     type: Literal[MODEL_TYPES] | None = None  # type: ignore[valid-type]
     builder: str | None = Field(default=None, pattern=_CALLABLE)
     args: dict[str, Any] = Field(default_factory=dict)
-    width: int | None = Field(default=None, ge=1)
-    depth: int | None = Field(default=None, ge=0)
-    kernel_size: int | None = Field(default=None, ge=1)
-    dense_units: int | None = Field(default=None, ge=0)
-    strides: int | None = Field(default=None, ge=1)
+    width: Int | None = Field(default=None, ge=1)
+    depth: Int | None = Field(default=None, ge=0)
+    kernel_size: Int | None = Field(default=None, ge=1)
+    dense_units: Int | None = Field(default=None, ge=0)
+    strides: Int | None = Field(default=None, ge=1)
     pooling: Literal["flatten", "max", "avg"] | None = None
 
     @model_validator(mode="after")
@@ -144,7 +145,7 @@ class ModelConfig(Strict):
 class SearchConfig(SearchSettings):
     """The ``search`` section: the settings plus the space (techniques, exclusive groups, max_active)."""
 
-    max_active: int | None = Field(default=None, ge=0)
+    max_active: Int | None = Field(default=None, ge=0)
     exclusive: list[list[str]] = Field(default_factory=list)
     techniques: dict[str, Any] = Field(default_factory=dict)
 
@@ -168,7 +169,7 @@ class PipelineConfig(Strict):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
-    seed: int = Field(default=0, ge=0)
+    seed: Int = Field(default=0, ge=0)
     data: DataConfig
     model: ModelConfig
     training: Training = Field(default_factory=Training)
@@ -299,13 +300,22 @@ def _syntax_error(path: Path, exc: yaml.YAMLError) -> PipelineSyntaxError:
     return PipelineSyntaxError(str(path), mark.line + 1, mark.column + 1, problem)
 
 
+class _PipelineLoader(yaml.SafeLoader):
+    """PyYAML's safe loader reading ``1e-3`` as the number it is (YAML 1.2; PyYAML's YAML 1.1 wants ``1.0e-3`` and
+    reads ``1e-3`` as text, which the settings refuse as not a number)."""
+
+
+_PipelineLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
+                                      list("-+0123456789."))
+
+
 def load_pipeline(path: str | Path) -> PipelineConfig:
     """Reads and validates a pipeline YAML file."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError("pipeline", str(path), "an existing YAML file")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_PipelineLoader)  # noqa: S506  (a SafeLoader)
     except yaml.YAMLError as exc:
         raise _syntax_error(path, exc) from None
     return parse_pipeline(data, source=str(path), base=path.resolve().parent)

@@ -106,3 +106,79 @@ def _is_tf_dataset(value) -> bool:
 def _unknown(spec) -> DataError:
     shown = repr(spec) if isinstance(spec, str) else type(spec).__name__
     return DataError(f"Cannot use {shown} as data. Expected {ACCEPTED.format(names=', '.join(available_datasets()))}.")
+
+
+def _keywords(function, *drop: str) -> set:
+    import inspect
+
+    return {p.name for p in inspect.signature(function).parameters.values()
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in drop
+            and not p.name.startswith(("x_", "y_"))}
+
+
+def data_options(spec) -> tuple[set | None, str]:
+    """The options (``validation_fraction``, ``target``, ...) the source behind ``spec`` takes, and what it is.
+
+    None: ``spec`` is no form of data ``resolve_data`` knows (it says so itself).
+    """
+    from kreg.lab.data.stream import StreamSplits, from_datasets
+
+    by_source = _options_by_source()
+    if isinstance(spec, (DatasetSplits, StreamSplits)):
+        return set(), f"prepared splits ({type(spec).__name__})"
+    if isinstance(spec, os.PathLike):
+        spec = os.fspath(spec)
+    if isinstance(spec, dict):
+        sources = [k for k in SOURCE_KEYS if k in spec]
+        if len(sources) == 1:
+            return by_source[sources[0]], f"a data dict with `{sources[0]}`"
+        if _is_tf_dataset(spec.get("train")):
+            return _keywords(from_datasets, "train", "validation", "test", "seed"), "tf.data datasets"
+        return by_source["arrays"], "a dict of arrays"
+    if isinstance(spec, (tuple, list)) and len(spec) in (2, 4):
+        return by_source["arrays"], "a tuple of arrays"
+    if isinstance(spec, str):
+        if is_known_dataset(spec):
+            return by_source["dataset"], f"the dataset {spec!r}"
+        for suffix, source in ((".npz", "arrays"), (".csv", "csv")):
+            if spec.lower().endswith(suffix):
+                return by_source[source], f"a {suffix} file"
+        if is_loader_spec(spec):
+            return by_source["loader"], f"the loader {spec!r}"
+    return None, "data"
+
+
+def _options_by_source() -> dict:
+    from kreg.lab.data.arrays import from_arrays
+
+    arrays = _keywords(from_arrays, "x", "y", "seed")
+    return {"arrays": arrays, "loader": arrays, "dataset": arrays | _keywords(from_tfds, "name", "seed"),
+            "csv": arrays | _keywords(from_csv, "train", "seed")}
+
+
+def every_data_option() -> set:
+    """Every option any data source takes (to tell a misspelling from an option that does not apply)."""
+    from kreg.lab.data.stream import from_datasets
+
+    return set().union(*_options_by_source().values(), _keywords(from_datasets, "train", "validation", "test", "seed"))
+
+
+def check_data_options(spec, options: dict, function: str, parameters=()) -> None:
+    """A ``TypeError`` for a keyword of ``function()`` that is neither one of its ``parameters`` nor an option
+    the data's source takes: a misspelling (with the closest name) or an option that does not apply here."""
+    import difflib
+
+    accepted, what = data_options(spec)
+    if accepted is None:
+        return
+    for name in options:
+        if name in accepted:
+            continue
+        if name in every_data_option():
+            where = (f"; pass it where the splits are made (kreg.data.from_arrays(..., {name}=...))"
+                     if not accepted else f" (its options: {', '.join(sorted(accepted))})")
+            raise TypeError(f"{function}() got the keyword argument {name!r}, a data option that does not apply to "
+                            f"{what}{where}")
+        close = difflib.get_close_matches(name, sorted(set(parameters) | accepted), n=1, cutoff=0.7)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise TypeError(f"{function}() got an unexpected keyword argument {name!r}.{hint}")

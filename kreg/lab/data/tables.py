@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 
 import numpy as np
 
@@ -113,6 +114,7 @@ def from_csv(train, target, *, test=None, validation=None, features=None, task=N
         raise DataError(f"Invalid value received for argument `target`. Expected a column name or a list of "
                         f"them, among {columns}. Received: target={target!r}")
     check_columns(frames["train"], targets, "train", argument="target")
+    chosen = features is not None
     if features is None:
         features = [c for c in columns if c not in targets]
     else:
@@ -123,6 +125,7 @@ def from_csv(train, target, *, test=None, validation=None, features=None, task=N
             raise DataError(f"Column(s) {overlap} are both a feature and the target.")
     if not features:
         raise DataError(f"No feature columns left in the train split besides the target {targets}.")
+    features = screen_categories(frames["train"], features, chosen)
 
     encoder = TableEncoder.fit(frames["train"], features)
     arrays = {}
@@ -139,6 +142,53 @@ def from_csv(train, target, *, test=None, validation=None, features=None, task=N
     splits = from_arrays(*arrays["train"], x_val=x_val, y_val=y_val, x_test=x_test, y_test=y_test, task=task,
                          modality="tabular", **kwargs)
     return dataclasses.replace(splits, encoder=encoder)
+
+
+# A text column with (nearly) one value per row names the row (an id, a free-text note): one-hot encoded it
+# adds a feature per training row, each all zeros on any new row. From this many rows on it is told apart.
+IDENTIFIER_SHARE = 0.9
+IDENTIFIER_MIN_ROWS = 20
+# A categorical column with more categories than this (or than half the rows) is one-hot encoded with a warning.
+MANY_CATEGORIES = 50
+
+
+def screen_categories(frame, features: list, chosen: bool) -> list:
+    """The feature columns without identifier-like text columns (dropped with a warning naming them; refused
+    when ``features`` named them: ``chosen``), warning on categorical columns with many categories."""
+    import pandas as pd
+
+    rows = len(frame)
+    identifiers, many = [], []
+    for column in features:
+        values = frame[column]
+        if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            continue
+        distinct = int(values.astype(str).nunique())
+        if rows >= IDENTIFIER_MIN_ROWS and distinct >= IDENTIFIER_SHARE * rows:
+            identifiers.append((column, distinct))
+        elif distinct > MANY_CATEGORIES or (rows >= IDENTIFIER_MIN_ROWS and distinct > rows / 2):
+            many.append((column, distinct, int(values.astype(str).value_counts().median())))
+    if identifiers and chosen:
+        column, distinct = identifiers[0]
+        raise DataError(f"Column {column!r} (from `features`) looks like an identifier or free text: {distinct} "
+                        f"distinct values in {rows} training rows. One-hot encoded, it would add {distinct} "
+                        "features that are all zero on any new row; leave it out of `features`, or encode it "
+                        "yourself (numbers, or fewer categories).")
+    if identifiers:
+        names = ", ".join(f"{c!r} ({d} distinct values in {rows} rows)" for c, d in identifiers)
+        warnings.warn(f"Dropped identifier-like column(s) {names}: a text column with about one value per row "
+                      "names the row and cannot generalize (one-hot encoded, each new row would be all zeros). "
+                      "Pass `features` to choose the columns yourself.", UserWarning, stacklevel=3)
+    for column, distinct, median in many:
+        warnings.warn(f"Column {column!r} has {distinct} categories in {rows} training rows (a median of {median} "
+                      f"row(s) each): one-hot encoded as {distinct} features; consider grouping rare categories.",
+                      UserWarning, stacklevel=3)
+    dropped = {c for c, _ in identifiers}
+    kept = [c for c in features if c not in dropped]
+    if not kept:
+        raise DataError(f"No feature columns left in the train split: every one looks like an identifier "
+                        f"({', '.join(sorted(dropped))}).")
+    return kept
 
 
 def check_columns(frame, wanted, split: str, argument: str = "features") -> None:

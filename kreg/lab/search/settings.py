@@ -7,11 +7,29 @@ a ``ConfigError`` naming the field before anything runs.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, ValidationError, field_validator,
+                      model_validator)
 
 from kreg.lab.errors import ConfigError
+
+
+def _not_text_or_bool(expected: str):
+    """Before pydantic's own (lax) number check: ``True`` is not 1 and ``"3"`` is not 3 (``max_trials=True``
+    ran one trial, ``epochs="3"`` three epochs). NumPy integers and floats stay welcome."""
+
+    def check(value):
+        if isinstance(value, (bool, str, bytes)) or type(value).__name__ == "bool_":
+            raise ValueError(f"{expected} (a {type(value).__name__} is not a number)")
+        return value
+
+    return BeforeValidator(check)
+
+
+Int = Annotated[int, _not_text_or_bool("an integer")]
+Float = Annotated[float, _not_text_or_bool("a number")]
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -20,9 +38,9 @@ class Strict(BaseModel):
 class Training(Strict):
     """How every trial trains, unless its plan tunes a setting."""
 
-    epochs: int = Field(default=30, ge=1)
-    batch_size: int = Field(default=64, ge=1)
-    learning_rate: float = Field(default=1e-3, gt=0)
+    epochs: Int = Field(default=30, ge=1)
+    batch_size: Int = Field(default=64, ge=1)
+    learning_rate: Float = Field(default=1e-3, gt=0)
     optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
 
     def settings(self) -> dict:
@@ -39,8 +57,8 @@ class CrossValidation(Strict):
     classification, kfold otherwise).
     """
 
-    folds: int = Field(default=5, ge=2)
-    repeats: int = Field(default=1, ge=1)
+    folds: Int = Field(default=5, ge=2)
+    repeats: Int = Field(default=1, ge=1)
     scheme: Literal["auto", "stratified", "kfold", "forward"] = "auto"
 
     @model_validator(mode="after")
@@ -64,14 +82,14 @@ class SearchSettings(Strict):
     """
 
     tuner: Literal["random", "bayesian", "hyperband", "grid"] = "bayesian"
-    max_trials: int = Field(default=10, ge=1)
+    max_trials: Int = Field(default=10, ge=1)
     # val_<metric of the task> (val_accuracy, val_loss, val_mae, ...) or gap_penalized;
     # None: the task's default (val_accuracy for classification, val_loss for regression).
     objective: str | None = Field(default=None, pattern=r"^(val_[a-z0-9_]+|gap_penalized)$")
-    gap_penalty: float = Field(default=1.0, ge=0)
-    max_consecutive_failed_trials: int = Field(default=3, ge=1)
-    hyperband_factor: int = Field(default=3, ge=2)
-    initial_points: int | None = Field(default=None, ge=1)
+    gap_penalty: Float = Field(default=1.0, ge=0)
+    max_consecutive_failed_trials: Int = Field(default=3, ge=1)
+    hyperband_factor: Int = Field(default=3, ge=2)
+    initial_points: Int | None = Field(default=None, ge=1)
     cv: CrossValidation | None = None
     select: Literal["best", "one_se"] = "best"
     refit: StrictBool = True
@@ -87,9 +105,9 @@ class SearchSettings(Strict):
 class Sharpness(Strict):
     """``SharpnessProbe`` settings: relative radius, random directions, how often."""
 
-    rho: float = Field(default=0.05, gt=0)
-    samples: int = Field(default=3, ge=1)
-    every: int = Field(default=5, ge=1)
+    rho: Float = Field(default=0.05, gt=0)
+    samples: Int = Field(default=3, ge=1)
+    every: Int = Field(default=5, ge=1)
     adversarial: StrictBool = True
 
 
@@ -108,7 +126,7 @@ class Monitor(Strict):
     weights: StrictBool = True
     sharpness: Sharpness | None = None
     system_metrics: StrictBool = True
-    system_metrics_interval_s: float = Field(default=2.0, gt=0)
+    system_metrics_interval_s: Float = Field(default=2.0, gt=0)
 
     @field_validator("sharpness", mode="before")
     @classmethod

@@ -451,6 +451,11 @@ def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_activ
         >>> result.best.plan, result.best.metrics["test_accuracy"]
     """
     arguments = {k: v for k, v in locals().items() if k in _PREPARE_ARGUMENTS}
+    # A misspelled keyword (max_trails=3) or a data option the data cannot take (validation_fraction with
+    # prepared splits) is a TypeError naming it here, not ignored or blamed on the data source's function.
+    from kreg.lab.data.resolve import check_data_options
+
+    check_data_options(data, data_options, "tune", parameters=inspect.signature(tune).parameters)
     if not (isinstance(resume, bool) or (isinstance(resume, str) and resume.strip())):
         raise ConfigError("resume", resume, "True, False or a parent run id")
     if workers != 1 or chief is not None:  # this process becomes the chief of worker processes
