@@ -20,6 +20,18 @@ Contract (other code and users rely on these names):
   ``trial.json``: the trial's record, read back by a resumed search). A
   cross-validated trial logs its folds' mean curves per epoch, each fold's
   end figures as ``fold_*`` (step = fold) and ``cv_*`` spreads.
+- what the UI shows (issue 18): the experiment tag ``mlflow.experimentKind``
+  = ``custom_model_development`` (set on new and on existing experiments);
+  the parent and every trial run log the search's splits as dataset inputs
+  (``<data>-train`` / ``-validation`` / ``-test``, input tag
+  ``mlflow.data.context`` = train / validation / test; ``datasets``); each
+  run's description, tag ``mlflow.note.content`` (``notes``: the parent's
+  answer, baseline against the chosen plan, refit figures and report; a
+  trial's plan, placements and diagnoses; a study's claim and verdict); a
+  stored view of the search's trials, experiment tag
+  ``mlflow.sharedViewState.kreg-<parent run id>`` (``views``); trial runs'
+  ``system/*`` metrics (CPU, memory; ``system``) unless
+  ``monitor.system_metrics`` is false.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """What a trial cost the machine: MLflow's system metrics on the trial's run, while it trains.
 
-MLflow's ``SystemMetricsMonitor`` samples on a thread of this process for a
+MLflow's system metrics machinery (``SystemMetricsMonitor``'s CPU and GPU
+monitors and its batched logger) samples on a thread of this process for a
 run id (no ``mlflow.start_run`` needed) and logs under ``system/``, which the
 run page shows in its "System metrics" tab. kreg keeps its CPU and memory
 monitor (system-wide ``cpu_utilization_percentage``,
@@ -10,9 +11,9 @@ process's own figures (``process_cpu_utilization_percentage``, of all cores,
 and ``process_memory_rss_megabytes``): with parallel workers on one machine
 the system-wide figures mix every worker's trials, the process's do not.
 
-Each sample is logged at its own step (0, 1, ...); ``stop`` logs what was
-sampled since the last one, so a trial shorter than the interval still
-has a point.
+Sample ``k`` (step ``k``) is the mean over the ``k``-th interval;
+``stop`` logs the last, partial one, so a trial shorter than the interval
+still has a point. Cost: see the README ("What a run page shows").
 """
 
 from __future__ import annotations
@@ -45,30 +46,66 @@ def _process_monitor():
     return ProcessMonitor()
 
 
+_GPU_PRESENT: bool | None = None  # learnt at the first trial: MLflow looks for NVIDIA, then AMD GPUs
+
+
+def _gpu_monitors(monitor) -> list:
+    global _GPU_PRESENT
+    if _GPU_PRESENT is False:
+        return []
+    found = monitor._initialize_gpu_monitor()
+    _GPU_PRESENT = found is not None
+    return [found] if found is not None else []
+
+
 class TrialMonitor:
-    """Samples CPU and memory every ``interval_s`` seconds into run ``run_id``'s ``system/*`` metrics."""
+    """Samples CPU and memory every ``interval_s`` seconds into run ``run_id``'s ``system/*`` metrics.
+
+    MLflow's monitor classes and batched logger, with a loop of kreg's own:
+    sample ``k`` (step ``k``) is the mean over the ``k``-th interval, taken
+    and logged at its end (MLflow's loop logs the sample taken at an
+    interval's start, reads the run from the store at every sample, and
+    drops the last partial interval); ``stop`` logs that last interval.
+    """
 
     def __init__(self, run_id: str, tracking_uri: str, interval_s: float = DEFAULT_INTERVAL_S):
+        import threading
+
         from mlflow.system_metrics.metrics.cpu_monitor import CPUMonitor
         from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
         logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # a line per trial otherwise
-        self._monitor = SystemMetricsMonitor(run_id, sampling_interval=interval_s, tracking_uri=tracking_uri)
-        gpus = [m for m in self._monitor.monitors if "GPU" in type(m).__name__ or "ROCM" in type(m).__name__]
-        self._monitor.monitors = [CPUMonitor(), _process_monitor(), *gpus]
-        self._monitor.start()
+        monitor = SystemMetricsMonitor(run_id, sampling_interval=interval_s, tracking_uri=tracking_uri)
+        monitor.monitors = [CPUMonitor(), _process_monitor()]
+        monitor.monitors += _gpu_monitors(monitor)
+        monitor.collect_metrics()  # starts psutil's CPU intervals now: the first sample covers this trial only
+        for m in monitor.monitors:
+            m.clear_metrics()
+        self._monitor, self._interval = monitor, float(monitor.sampling_interval)
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="kreg-system-metrics")
+        self._thread.start()
+
+    def _sample(self) -> None:
+        monitor = self._monitor
+        monitor.collect_metrics()
+        monitor.publish_metrics(monitor.aggregate_metrics())
+
+    def _loop(self) -> None:
+        while not self._monitor._shutdown_event.wait(self._interval):
+            try:
+                self._sample()
+            except Exception:  # the store refusing a write: the trial's own logging says so; stop sampling
+                return
 
     def stop(self) -> None:
-        """Stops sampling; logs the samples not logged yet and anything MLflow still holds. Idempotent."""
-        monitor, self._monitor = self._monitor, None
-        if monitor is None or monitor._process is None:
+        """Stops sampling; logs the last (partial) interval and whatever MLflow's logger holds. Idempotent."""
+        if self._thread is None:
             return
-        monitor._shutdown_event.set()
-        monitor._process.join()
-        monitor._process = None
-        if any(m.metrics for m in monitor.monitors):
-            monitor.publish_metrics(monitor.aggregate_metrics())
-        monitor.mlflow_logger.flush()
+        thread, self._thread = self._thread, None
+        self._monitor._shutdown_event.set()
+        thread.join()
+        self._sample()
+        self._monitor.mlflow_logger.flush()
 
 
 def start(run_id: str, tracking_uri: str, interval_s: float | None) -> TrialMonitor | None:
