@@ -51,16 +51,17 @@ def _rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def _children(pid: int) -> list[int]:
+def _descendants(pid: int) -> list[int]:
     out = []
     for task in Path(f"/proc/{pid}/task").iterdir():
         path = task / "children"
         if path.exists():
-            out += [int(p) for p in path.read_text().split()]
+            for child in (int(p) for p in path.read_text().split()):
+                out += [child, *_descendants(child)]
     return out
 
 
-def _ui_memory(timeout_s: float = 60.0) -> tuple[float, float]:
+def _ui_memory(timeout_s: float = 60.0) -> tuple[float, float, int]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -76,8 +77,8 @@ def _ui_memory(timeout_s: float = 60.0) -> tuple[float, float]:
                     break
                 except OSError:
                     time.sleep(0.5)
-            server = sum(_rss_mib(p) for p in _children(ui.pid))
-            return _rss_mib(ui.pid), server
+            server = [_rss_mib(p) for p in _descendants(ui.pid)]
+            return _rss_mib(ui.pid), sum(server), len(server)
         finally:
             ui.send_signal(signal.SIGTERM)
             ui.wait(timeout=30)
@@ -93,8 +94,9 @@ def main() -> None:
         seconds, loaded = _time(argv, args.repeats)
         print(f"{'kreg ' + ' '.join(argv):<42} {seconds:>9.2f}  {loaded}")
     if not args.no_ui:
-        supervisor, server = _ui_memory()
-        print(f"kreg ui: supervisor {supervisor:.0f} MiB resident, MLflow server (its child) {server:.0f} MiB")
+        supervisor, server, processes = _ui_memory()
+        print(f"kreg ui: supervisor {supervisor:.0f} MiB resident; the MLflow server it started: {processes} "
+              f"process(es), {server:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -51,6 +51,36 @@ def test_commands_that_train_nothing_import_no_keras_or_tensorflow(argv):
     assert not TF_NOISE.search(result.stderr)
 
 
+_UI = """
+import json, subprocess, sys
+real = subprocess.Popen
+seen = {}
+class Server:  # MLflow's server is not started: what matters is what the supervisor itself imports
+    pid = None
+    def __init__(self, command, **kwargs):
+        seen["loaded"] = sorted(m for m in ("keras", "tensorflow", "mlflow", "keras_tuner", "pandas")
+                                if m in sys.modules)
+    def wait(self, timeout=None):
+        return 0
+def popen(command, *args, **kwargs):
+    return Server(command) if command[1:4] == ["-m", "mlflow", "ui"] else real(command, *args, **kwargs)
+subprocess.Popen = popen
+import kreg.lab.ui
+kreg.lab.ui._stop_group = lambda server, grace_s=5.0: None
+from kreg.lab.cli import main
+print(json.dumps({"code": main(["ui", "--port", "5999"]), **seen}))
+"""
+
+
+def test_kreg_ui_supervisor_imports_no_keras_tensorflow_or_mlflow(tmp_path):
+    """The supervisor starts MLflow's server (its own process) and waits: it held 845 MiB with TensorFlow, 270 MiB
+    with MLflow (to print the latest search); now about 50 MiB (scripts/bench_cli.py measures it)."""
+    result = subprocess.run([sys.executable, "-c", _UI], capture_output=True, text=True, cwd=ROOT,
+                            env=_env(KREG_HOME=str(tmp_path)), timeout=120)
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report == {"code": 0, "loaded": []}, result.stderr
+
+
 def test_study_help_lists_every_study_without_loading_one():
     """``KINDS`` (importable without Keras) names exactly the studies ``STUDIES`` builds, each at its kind."""
     from kreg.lab.studies import KINDS, STUDIES

@@ -53,9 +53,7 @@ def serve(uri: str, host: str, port: int, workers: int = 1, allowed_hosts: str |
     command = mlflow_command(uri, host, port, workers, allowed_hosts)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     print(f"MLflow UI on http://{shown}:{port} over {uri} (Ctrl-C to stop)", flush=True)
-    from kreg.lab.tracking.views import latest_search_lines  # imports MLflow: here, not at the CLI's start
-
-    for line in latest_search_lines(uri, f"http://{shown}:{port}"):
+    for line in _latest_search_lines(uri, f"http://{shown}:{port}"):
         print(line, flush=True)
     env = os.environ.copy()
     # MLflow 3's job runner (GenAI jobs: 8 more processes, about 0.5 GB) has nothing to do for kreg's runs.
@@ -75,6 +73,28 @@ def serve(uri: str, host: str, port: int, workers: int = 1, allowed_hosts: str |
             signal.signal(s, handler)
         _stop_group(server)
     return 128 + received[0] if received else code
+
+
+_LATEST = """import sys
+from kreg.lab.tracking.views import latest_search_lines
+print("\\n".join(latest_search_lines(sys.argv[1], sys.argv[2])))
+"""
+
+
+def _latest_search_lines(uri: str, base: str) -> list[str]:
+    """``latest_search_lines`` from a short-lived process: importing MLflow here would keep about 220 MiB in the
+    supervisor for as long as the UI runs (it holds 50 MiB without). A failure is a warning, not the UI's end."""
+    try:
+        result = subprocess.run([sys.executable, "-c", _LATEST, uri, base], capture_output=True, text=True,
+                                timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        print(f"kreg ui: warning: could not read the latest search: {exc}", file=sys.stderr)
+        return []
+    if result.returncode != 0:
+        said = (result.stderr.strip().splitlines() or [f"exit {result.returncode}"])[-1]
+        print(f"kreg ui: warning: could not read the latest search: {said}", file=sys.stderr)
+        return []
+    return [line for line in result.stdout.splitlines() if line.strip()]
 
 
 def _stop_group(server: subprocess.Popen, grace_s: float = 5.0) -> None:
