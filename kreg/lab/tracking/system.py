@@ -104,8 +104,11 @@ class TrialMonitor:
         thread, self._thread = self._thread, None
         self._monitor._shutdown_event.set()
         thread.join()
-        self._sample()
-        self._monitor.mlflow_logger.flush()
+        try:
+            self._sample()
+            self._monitor.mlflow_logger.flush()
+        except Exception:  # a store that stopped accepting writes: the trial's own writes say so, not this
+            pass
 
 
 def start(run_id: str, tracking_uri: str, interval_s: float | None) -> TrialMonitor | None:
