@@ -141,3 +141,16 @@ def test_kreg_tune_prints_no_tensorflow_lines(tmp_path):
     assert "trial 0 COMPLETED" in result.stdout
     assert not TF_NOISE.search(result.stderr), result.stderr[-3000:]
     assert "retracing" not in result.stderr
+
+
+def test_every_command_takes_verbose(monkeypatch):
+    """``--verbose`` after any command lets TensorFlow's lines through (here and in the processes it starts)."""
+    from kreg.lab.cli import _parser, main
+
+    monkeypatch.delenv("KREG_VERBOSE", raising=False)
+    parser = _parser()
+    for command in parser._subparsers._group_actions[0].choices:
+        assert "--verbose" in parser._subparsers._group_actions[0].choices[command].format_help(), command
+    monkeypatch.setattr("warnings.formatwarning", __import__("warnings").formatwarning)
+    assert main(["validate", str(ROOT / "pipelines" / "digits_cnn.yaml"), "--verbose"]) == 0
+    assert os.environ.get("KREG_VERBOSE") == "1"
