@@ -264,7 +264,8 @@ class SearchTracker:
         run = self.client.create_run(
             self.experiment_id,
             run_name=run_name,
-            tags={"kreg.pipeline": pipeline_name, "kreg.role": "search"},
+            tags={"kreg.pipeline": pipeline_name, "kreg.role": "search",
+                  **notes.note_tags(notes.search_started_note(pipeline_name))},
         )
         self.parent_id = run.info.run_id
         self._log_params(self.parent_id, flatten(config))

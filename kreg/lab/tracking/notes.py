@@ -102,6 +102,12 @@ def trial_note(record, metric: str) -> str:
 
 
 # ------------------------------------------------------------------ search
+def search_started_note(name: str) -> str:
+    """What a running search's parent says until ``search_note`` replaces it at the end."""
+    return (f"**kreg search `{name}`** (running): each trial is a nested run of this one; this description "
+            "says the answer when the search ends.")
+
+
 def search_note(summary, search) -> str:
     """The parent run's description: answer, baseline against the chosen plan, refit, report."""
     metric = summary.metric
@@ -120,9 +126,9 @@ def search_note(summary, search) -> str:
                   f"{f' — {summary.selection}' if summary.selection else ''}", ""]
         rows = [("validation", f"val_{metric}"), ("test", f"test_{metric}"),
                 ("gap (train − validation)", f"gap_{metric}"), ("test gap (train − test)", f"test_gap_{metric}")]
-        has_base = base is not None and base.status == "COMPLETED"
+        has_base = base is not None and base.status == "COMPLETED" and base is not best
         header = f"| {metric} | baseline (trial {base.trial_id}) | chosen (trial {best.trial_id}) |" if has_base \
-            else f"| {metric} | chosen (trial {best.trial_id}) |"
+            else f"| {metric} | chosen (trial {best.trial_id}{', the baseline' if best is base else ''}) |"
         lines += [header, "|---|---|---|" if has_base else "|---|---|"]
         for label, key in rows:
             if key not in best.metrics:
