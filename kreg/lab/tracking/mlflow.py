@@ -225,7 +225,12 @@ class SearchTracker:
         if not self.datasets:
             from kreg.lab.tracking.datasets import dataset_inputs
 
-            self.datasets = dataset_inputs(search.splits)
+            try:
+                self.datasets = dataset_inputs(search.splits)
+            except Exception as exc:  # data kreg cannot describe still trains: the runs go without inputs
+                import warnings
+
+                warnings.warn(f"the search's data is not logged as MLflow dataset inputs: {exc}", stacklevel=2)
         monitor = search.monitor
         self.system_metrics_interval_s = monitor.system_metrics_interval_s if monitor.system_metrics else None
         self._view = (search.objective.name, search.objective.direction, search.task.primary)

@@ -119,4 +119,7 @@ def start(run_id: str, tracking_uri: str, interval_s: float | None) -> TrialMoni
         import psutil  # noqa: F401  (MLflow's system metrics need it)
     except ImportError:
         return None
-    return TrialMonitor(run_id, tracking_uri, interval_s)
+    try:
+        return TrialMonitor(run_id, tracking_uri, interval_s)
+    except Exception:  # a machine psutil cannot read: the trial trains without system metrics
+        return None
