@@ -61,7 +61,10 @@ __all__ = [
 ]
 
 
-_register.install()  # kreg's Keras objects get registered now, or right after Keras is imported
+# kreg's Keras objects get registered now, or right after Keras is imported; with them the lab's compiled
+# metrics (regression figures in the targets' units, a binary head's cross-entropy), which a model saved by a
+# search carries in its compile config.
+_register.install(extra=("kreg.lab.metrics",))
 
 
 def predict_mc(model, x, samples=30, batch_size=None):

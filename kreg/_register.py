@@ -35,10 +35,9 @@ REGISTERING_MODULES = (
     "kreg.augment",
     "kreg.callbacks",
     "kreg.training",
-    # The lab's compiled metrics (regression figures in the targets' units, a binary head's
-    # cross-entropy): a refit model saved by a search carries them in its compile config.
-    "kreg.lab.metrics",
 )
+# Modules of the lab that register too, named by ``kreg/__init__`` (the library never names the lab).
+_extra: list[str] = []
 
 _WATCHED = ("keras", "tensorflow")
 _registered = False
@@ -50,7 +49,7 @@ def register_all():
     if _registered:
         return
     _registered = True
-    for name in REGISTERING_MODULES:
+    for name in (*REGISTERING_MODULES, *_extra):
         importlib.import_module(name)
 
 
@@ -120,8 +119,10 @@ def _uninstall():
         sys.meta_path.remove(_finder)
 
 
-def install():
-    """Registers now when Keras is loaded, else on its import (called by ``kreg/__init__``)."""
+def install(extra=()):
+    """Registers now when Keras is loaded, else on its import (called by ``kreg/__init__``, which adds the
+    lab's registering modules as ``extra``)."""
+    _extra.extend(name for name in extra if name not in _extra)
     if _ready():
         register_all()
     elif _finder not in sys.meta_path:
