@@ -35,7 +35,7 @@ from kreg.lab.search import signals
 from kreg.lab.tracking import notes, plots
 from kreg.lab.tracking.mlflow import StoreError
 from kreg.lab.tracking.records import COMPLETED, FAILED, KILLED, TrialRecord
-from kreg.lab.trial import ensemble, measure
+from kreg.lab.trial import ensemble, measure, memory
 from kreg.lab.trial.fit import Diverged, fit_plan
 from kreg.training.ensemble import _quiet_retracing
 
@@ -136,7 +136,8 @@ class TrialRunner:
         record.run_id = run.run_id if run else None
         start = time.perf_counter()
         try:
-            self._train(record, plan, run, index, epochs)  # a signal lands after a batch (_EpochReporter)
+            with memory.trial_scope():  # what TensorFlow would keep of the trial's graphs is released after
+                self._train(record, plan, run, index, epochs)  # a signal lands after a batch (_EpochReporter)
             record.status = COMPLETED
             record.diagnoses = diagnose(record.history, record.metrics, search.task.primary)
         except signals.SearchInterrupted as exc:
