@@ -64,6 +64,26 @@ def trial_started_note(trial_id: str, plan) -> str:
     return f"**Trial {trial_id}** (running)\n\n**Plan:** `{plan.describe()}`\n"
 
 
+_WHERE = {"loss": "in the loss", "optimizer": "in the optimizer", "data": "in the training batches (tf.data)",
+          "training": "in the training procedure", "setting": "tuned settings"}
+
+
+def _not_in_layers(record) -> dict:
+    """Active techniques that no layer holds, by where they act: ``{"in the loss": ["label_smoothing"]}``."""
+    if record.plan is None or record.status != "COMPLETED":
+        return {}
+    from kreg.lab import techniques
+
+    placed = set(record.placements or {})
+    out: dict = {}
+    for name in record.plan.active_techniques():
+        entry = techniques.REGISTRY.get(name)
+        if name in placed or entry is None or entry.acts_on == "model":  # model ones: in placements
+            continue
+        out.setdefault(_WHERE.get(entry.acts_on, entry.acts_on), []).append(name)
+    return out
+
+
 def trial_note(record, metric: str) -> str:
     """A finished (or failed) trial: plan, figures of ``metric``, placements, diagnoses."""
     m = record.metrics or {}
@@ -80,16 +100,16 @@ def trial_note(record, metric: str) -> str:
                   f"| {which} "
                   f"| {_fmt(m.get(f'train_{metric}'))} | {_fmt(m.get(f'val_{metric}'))} "
                   f"| {_fmt(m.get(f'test_{metric}'))} | {_fmt(m.get(f'gap_{metric}'))} |", ""]
-    if record.placements:
+    elsewhere = _not_in_layers(record)
+    if record.placements or elsewhere:
         lines += ["**Where each technique went:**", ""]
         for name, layers in sorted(record.placements.items()):
             shown = ", ".join(f"`{layer}`" for layer in layers[:12])
             more = f" and {len(layers) - 12} more" if len(layers) > 12 else ""
             lines.append(f"- {name}: {shown or '(the model as a whole)'}{more}")
+        for where, names in elsewhere.items():
+            lines.append(f"- {', '.join(names)}: {where}")
         lines.append("")
-    elif record.plan is not None and not record.plan.is_baseline and record.status == "COMPLETED":
-        lines += ["**Where each technique went:** in the loss, the optimizer, the data pipeline or the "
-                  "training loop (no layer placements)", ""]
     if record.status == "COMPLETED":
         if record.diagnoses:
             lines += ["**Diagnoses:**", ""]
