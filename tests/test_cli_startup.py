@@ -147,7 +147,7 @@ def test_every_command_takes_verbose(monkeypatch):
     """``--verbose`` after any command lets TensorFlow's lines through (here and in the processes it starts)."""
     from kreg.lab.cli import _parser, main
 
-    monkeypatch.delenv("KREG_VERBOSE", raising=False)
+    monkeypatch.setenv("KREG_VERBOSE", "0")  # recorded, so the "1" main() sets is undone after the test
     parser = _parser()
     for command in parser._subparsers._group_actions[0].choices:
         assert "--verbose" in parser._subparsers._group_actions[0].choices[command].format_help(), command
