@@ -19,8 +19,11 @@ TensorFlow):
   (written by C++, below Python's ``sys.stderr``) never reach the terminal.
   If the import fails, what TensorFlow wrote is written back to stderr
   before the error propagates; on success it is dropped;
-- sets the ``tensorflow`` (retracing warnings) and ``absl`` (TensorFlow
-  Datasets' notes) Python loggers to ERROR.
+- sets the ``absl`` Python logger (TensorFlow Datasets' notes such as
+  ``Variant folder ... has no dataset_info.json``) to ERROR. The
+  ``tensorflow`` logger is left alone: its warnings can be the user's
+  business, and the retracing ones are dropped while a trial trains
+  (``kreg.lab.trial.memory``).
 
 ``kreg COMMAND --verbose`` (or ``KREG_VERBOSE=1``) does none of this: every
 line reaches stderr, where ``2> tensorflow.log`` keeps it.
@@ -118,14 +121,13 @@ def _uninstall():
 
 
 def quiet_tensorflow(verbose: bool = False) -> bool:
-    """Keeps TensorFlow's start-up lines and Python warnings off the terminal (see the module docstring);
+    """Keeps TensorFlow's start-up lines (and absl's notes) off the terminal (see the module docstring);
     returns whether it did (False when ``verbose`` or ``$KREG_VERBOSE``)."""
     if verbose or verbose_requested():
         os.environ[VERBOSE_ENV] = "1"  # processes this one starts say everything too
         return False
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", QUIET_TF_LEVEL)
-    for name in ("tensorflow", "absl"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    logging.getLogger("absl").setLevel(logging.ERROR)
     if "tensorflow" not in sys.modules and _finder not in sys.meta_path:
         sys.meta_path.insert(0, _finder)
     return True
