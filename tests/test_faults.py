@@ -44,6 +44,9 @@ def kreg_tune(path, uri, **popen):
     ("relative/store", "MLflow 3.13+ refuses plain paths"),
     ("sqlite:////etc/hostname/store/mlflow.db", "a store whose directory can be created"),
     ("sqlite:////etc/hostname/mlflow.db", "a store whose directory can be created"),
+    # Permission bits say yes here (for root): only a real write says no (issue 19 item 8).
+    ("sqlite:////proc/kreg-store/mlflow.db", "a writable sqlite store"),
+    ("sqlite:////sys/kreg-store/mlflow.db", "a writable sqlite store"),
 ])
 def test_bad_store_fails_fast_before_the_data_loads(tmp_path, capsys, uri, expected, monkeypatch):
     import kreg.lab.data as data
@@ -140,6 +143,82 @@ def test_a_store_that_stops_taking_writes_stops_the_search_cleanly(tmp_path):
     assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     check.close()
     assert dict(MlflowClient(uri).get_run(first_id).data.metrics) == before  # nothing logged was changed
+
+
+def _mount_small_disk(directory: Path, size: str = "16m") -> None:
+    """A filesystem of ``size`` at ``directory`` (tmpfs; needs root, as CI has), else the test is skipped."""
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(directory)],
+                              capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        pytest.skip(f"cannot mount a small filesystem for a full disk ({exc})")
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small filesystem for a full disk (needs root): {done.stderr.strip()}")
+
+
+def _fill(directory: Path) -> None:
+    """Writes into ``directory`` until its disk is full."""
+    with open(directory / "filler", "wb") as handle:
+        try:
+            while True:
+                handle.write(b"\0" * 65536)
+                handle.flush()
+        except OSError:
+            pass
+
+
+def test_a_full_disk_mid_search_says_its_cause_first_and_resume_completes_it(tmp_path):
+    """Issue 19 item 8: the disk under the store fills after trial 0. The search's one line says the cause
+    first, then how to resume (which closes the runs left RUNNING); the summary counts only the trials that
+    finished; the resume, once there is space, completes the search and writes what the full disk lost."""
+    import re
+
+    store = tmp_path / "store"
+    _mount_small_disk(store)
+    try:
+        data = {**PIPELINE, "training": {**PIPELINE["training"], "epochs": 3},
+                "search": {**PIPELINE["search"], "max_trials": 4}}
+        path, uri = write(tmp_path, data), f"sqlite:///{store / 'mlflow.db'}"
+        proc = kreg_tune(path, uri)
+        lines: list[str] = []
+        for line in iter(proc.stdout.readline, ""):  # the console, as a user watches it
+            lines.append(line)
+            if re.match(r"trial 0 (COMPLETED|FAILED)", line):
+                _fill(store)  # an event, not a clock: trial 0 has committed, trial 1 has yet to
+                break
+        out = "".join(lines) + proc.stdout.read()
+        proc.wait(timeout=240)
+        err = proc.stderr.read()
+        assert proc.returncode == 1, out + err
+        assert "Traceback" not in out + err, err[-3000:]
+        flat = " ".join(out.split())
+        found = re.search(r"search FAILED: (.*?) (\d+) of 4 trials done; once the store takes writes again, resume "
+                          r"with: kreg tune (\S+) --tracking-uri (\S+) --resume ([0-9a-f]{32}) \(the resume closes "
+                          r"the runs left RUNNING and writes the artifacts they miss\)", flat)
+        assert found, out
+        cause, done, parent_id = found.group(1), int(found.group(2)), found.group(5)
+        assert cause.startswith(("the MLflow store", "the search's state")), cause  # what failed ...
+        assert re.search(r"(database or disk is full|No space left on device)[;:( ]", cause), cause  # ... and why
+        assert "autoflush" not in flat
+        assert done >= 1 and f"({done} trials," in flat  # the summary counts the finished trials, no more
+
+        (store / "filler").unlink()  # space again
+        resumed = subprocess.run([sys.executable, "-m", "kreg.lab.cli", "tune", str(path), "--tracking-uri", uri,
+                                  "--resume", parent_id], capture_output=True, text=True, env=ENV, timeout=300)
+        assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+        assert f"resuming search {parent_id}: {done} of 4 trials done" in resumed.stdout  # as the failure said
+        client = MlflowClient(uri)
+        parent = client.get_run(parent_id)
+        assert parent.info.status == "FINISHED" and parent.data.metrics["n_trials"] == 4
+        children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'")
+        assert "RUNNING" not in {r.info.status for r in children}
+        completed = [r for r in children if r.data.tags.get("kreg.trial_status") == "COMPLETED"]
+        assert sorted(r.data.tags["kreg.trial_id"] for r in completed) == ["0", "1", "2", "3"]
+        for run in completed:  # trial 0's curves included, whether the full disk took them or not
+            assert "learning_curves.png" in {a.path for a in client.list_artifacts(run.info.run_id)}, run.data.tags
+    finally:
+        subprocess.run(["umount", "-l", str(store)], capture_output=True)
 
 
 def test_all_trials_diverging_is_said_in_one_line(tmp_path, capsys):

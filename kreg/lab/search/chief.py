@@ -275,7 +275,8 @@ def run_chief(prepared, *, host: str = "127.0.0.1", port: int = 0, pool=None, re
                                                session.parent_id, resume_command)
         raise
     except Exception as exc:
-        status, error = "FAILED", one_line(exc, search.settings)
+        status, error = "FAILED", one_line(exc, search.settings, done=_ended(tuner.oracle) if chief else None,
+                                           parent_id=session.parent_id, resume_command=resume_command)
     finally:
         stopped = interrupted is not None or status != "FINISHED"
         if chief is not None and stopped:  # the workers stop first (their runs end KILLED), then the summary

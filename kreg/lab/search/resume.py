@@ -9,9 +9,12 @@ still runs it (its state lock is held), or when the pipeline changed since
 (the fingerprint differs: the message names what changed, from the spec
 the parent keeps; see ``spec``). Then:
 
-- child runs left RUNNING by a ``kill -9`` or a crash are closed: KILLED
-  (tag ``kreg.trial_status`` KILLED), or FINISHED/FAILED when the trial had
-  committed its result (``TrialRunner._commit``) but not closed its run;
+- child runs left RUNNING by a ``kill -9``, a crash or a store that stopped
+  taking writes are closed: KILLED (tag ``kreg.trial_status`` KILLED), or
+  FINISHED/FAILED when the trial had committed its result
+  (``TrialRunner._commit``) but not closed its run; a completed trial's
+  learning curves, if its run never got them, are drawn again from its
+  per-epoch figures (``restore_artifacts``);
 - the parent is RUNNING again (tag ``kreg.resumes`` counts the resumes);
 - the finished trials' records are read back from their runs' ``trial.json``
   so the summary (best, baseline, gain, tables) covers the whole search;
@@ -98,7 +101,9 @@ def open_session(search, tracker, *, config: dict, config_text: str, structure: 
         lock.release()
         raise ResumeError(f"search {parent_id} has finished trials but its keras-tuner state ({directory}) is "
                           "missing: it cannot be continued without rerunning them; start a new search")
+    unclosed = [r for r in children if r.info.status == "RUNNING" and r.data.tags.get("kreg.trial_status") == COMPLETED]
     session.closed = close_stale(tracker.client, children)
+    restore_artifacts(tracker, search, unclosed)
     client = tracker.client
     client.update_run(parent_id, status="RUNNING")
     client.set_tag(parent_id, RESUMES_TAG, str(int(parent.data.tags.get(RESUMES_TAG, "0")) + 1))
@@ -179,6 +184,38 @@ def close_stale(client, runs) -> int:
             run.data.tags["kreg.trial_status"] = KILLED
         closed += 1
     return closed
+
+
+def restore_artifacts(tracker, search, runs) -> int:
+    """Draws the learning curves of completed trials whose run never got them; returns how many.
+
+    A trial's curves are written after it committed, on a worker thread, just before its run is closed: a
+    store that stopped taking writes then (a full disk) leaves the run RUNNING without them. Its per-epoch
+    figures are in the store: the curves are drawn again from them.
+    """
+    from kreg.lab.tracking import plots
+
+    client, metric, restored = tracker.client, search.task.primary, 0
+    keys = [key for name in ("loss", metric) for key in (name, f"train_{name}", f"val_{name}", f"gap_{name}")]
+    for run in runs:
+        run_id, tags = run.info.run_id, run.data.tags
+        if any(a.path == "learning_curves.png" for a in client.list_artifacts(run_id)):
+            continue
+        history = {}
+        for key in keys:
+            points = sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)
+            if points:
+                history[key] = [m.value for m in points]
+        if not history.get("loss"):
+            continue
+        kept = run.data.metrics.get("kept_epoch")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = plots.learning_curves(history, Path(tmp) / "learning_curves.png", metric=metric,
+                                         kept_epoch=int(kept) if kept else None,
+                                         title=f"trial {tags.get('kreg.trial_id')}: {tags.get('kreg.plan', '')}")
+            client.log_artifact(run_id, str(path))
+        restored += 1
+    return restored
 
 
 def read_artifact(client, run, name: str) -> str:

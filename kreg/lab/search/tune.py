@@ -252,8 +252,8 @@ def prepare(model, data, *, techniques: dict | None = None, exclusive=(), max_ac
             tuner: str = "bayesian", max_trials: int = 10, objective: str | None = None, gap_penalty: float = 1.0,
             initial_points: int | None = None, hyperband_factor: int = 3, max_consecutive_failed_trials: int = 3,
             cv=None, repeats: int | None = None, select: str = "best", refit: bool = True,
-            register: str | None = None, task=None, loss=None, metrics=None, model_args: dict | None = None,
-            monitor: dict | None = None,
+            register: str | None = None, prune="median", task=None, loss=None, metrics=None,
+            model_args: dict | None = None, monitor: dict | None = None,
             train_eval_samples: int | None = 500, seed: int = 0, name: str | None = None,
             experiment: str | None = None, tracking_uri: str | None = None,
             config: dict | None = None, config_text: str | None = None,
@@ -289,7 +289,8 @@ def prepare(model, data, *, techniques: dict | None = None, exclusive=(), max_ac
     settings = build(SearchSettings, dict(
         tuner=tuner, max_trials=max_trials, objective=objective, gap_penalty=gap_penalty,
         initial_points=initial_points, hyperband_factor=hyperband_factor,
-        max_consecutive_failed_trials=max_consecutive_failed_trials, cv=cv, select=select, refit=refit),
+        max_consecutive_failed_trials=max_consecutive_failed_trials, cv=cv, select=select, refit=refit,
+        prune=prune),
         source=source, prefix="search." if source else "")
     monitor = monitor if isinstance(monitor, Monitor) else build(Monitor, monitor or {}, source=source,
                                                                   prefix="monitor.")
@@ -350,8 +351,8 @@ def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_activ
          tuner: str = "bayesian", max_trials: int = 10, objective: str | None = None, gap_penalty: float = 1.0,
          initial_points: int | None = None, hyperband_factor: int = 3, max_consecutive_failed_trials: int = 3,
          cv=None, repeats: int | None = None, select: str = "best", refit: bool = True,
-         register: str | None = None, task=None, loss=None, metrics=None, model_args: dict | None = None,
-         monitor: dict | None = None,
+         register: str | None = None, prune="median", task=None, loss=None, metrics=None,
+         model_args: dict | None = None, monitor: dict | None = None,
          train_eval_samples: int | None = 500, seed: int = 0, name: str | None = None,
          experiment: str | None = None, tracking_uri: str | None = None, verbose: int = 1, reporter=None,
          config: dict | None = None, config_text: str | None = None, source: str | None = None,
@@ -399,6 +400,12 @@ def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_activ
             ``summary.comparison``, ``summary.model_uri`` (the MLflow model).
         register: Register the answer in MLflow's Model Registry under this
             name (a new version each search). Default None.
+        prune: Stop trials whose validation curve says they will not win:
+            ``"median"`` (default), ``"asha"``, ``"none"``, or a mapping
+            ``{"rule": "median", "warmup_trials": 5, "warmup_epochs": 10}`` /
+            ``{"rule": "asha", "min_epochs": 1, "eta": 3}``. A pruned trial
+            is recorded PRUNED with its curves so far; the baseline is never
+            pruned; cross-validated trials are not pruned by epoch.
         task: ``"classification"``, ``"regression"`` or a ``kreg.lab.task``
             object. Default: inferred from the labels.
         loss, metrics: Your own loss and metrics instead of the task's (then
@@ -483,14 +490,30 @@ _PREPARE_ARGUMENTS = tuple(p for p in inspect.signature(prepare).parameters
                            if p not in ("model", "data", "data_options"))
 
 
-def _one_line(exc: Exception, settings) -> str:
-    """What stopped a search, in one line: the store, or too many failed trials, or the error itself."""
+def _one_line(exc: Exception, settings, *, done: int | None = None, parent_id: str | None = None,
+              resume_command: str | None = None) -> str:
+    """What stopped a search, in one line: the store, or too many failed trials, or the error itself.
+
+    A store that stopped taking writes (a full disk, a lock, a server gone) says its cause first, then, given
+    the search's ``parent_id``, how to resume once the store takes writes again (``done`` trials finished).
+    """
+    import errno
+
     from kreg.lab.tracking.mlflow import StoreError
 
     cause = exc
     while cause is not None:
-        if isinstance(cause, StoreError):
-            return str(cause)
+        what = str(cause) if isinstance(cause, StoreError) else None
+        if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):  # the state, beside the store
+            what = f"the search's state cannot be written ({cause.filename}): {cause.strerror}"
+        if what is not None:
+            if parent_id is None:
+                return what
+            how = (resume_command.format(parent_id) if resume_command
+                   else f'kreg.tune(..., resume="{parent_id}") with the same arguments')
+            finished = f"{done} of {settings.max_trials} trials done; " if done is not None else ""
+            return (f"{what}; {finished}once the store takes writes again, resume with: {how} (the resume "
+                    "closes the runs left RUNNING and writes the artifacts they miss)")
         cause = cause.__cause__ or cause.__context__
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if "consecutive failures" in text:  # keras-tuner appends the last trial's whole traceback
@@ -533,7 +556,8 @@ def run_search(search: Search, *, reporter=None, config: dict, config_text: str,
         error = exc.message = _interrupted_line(exc, search, len(runner.records), parent_id, resume_command)
         raise
     except Exception as exc:  # e.g. keras-tuner's limit on consecutive failed trials
-        status, error = "FAILED", _one_line(exc, search.settings)
+        status, error = "FAILED", _one_line(exc, search.settings, done=len(runner.records), parent_id=parent_id,
+                                            resume_command=resume_command)
     finally:
         for problem in runner.wait():
             error = f"{error}; {problem}" if error else problem

@@ -99,11 +99,37 @@ class StoreError(RuntimeError):
     """
 
     def __init__(self, uri: str, cause: BaseException):
-        first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
-        # SQLAlchemy prefixes the driver's message with the exception class in brackets.
-        first = first.split("] ", 1)[-1] if first.startswith("(") else first
-        super().__init__(f"the MLflow store {uri} cannot be written: {first[:300]}")
+        super().__init__(f"the MLflow store {uri} cannot be written: {store_cause(cause)[:300]}")
         self.uri, self.cause = uri, cause
+
+
+# SQLAlchemy's own lines around the driver's message: its hints, the statement, its parameters, a link.
+_SQLALCHEMY_LINES = ("(raised as a result of", "(Background on this error", "[SQL:", "[parameters:")
+
+
+def store_cause(cause: BaseException) -> str:
+    """What the driver or the system said, first: ``database or disk is full``, ``No space left on device``.
+
+    MLflow wraps SQLAlchemy's error, which wraps the driver's (``orig``) and
+    may open with a hint of its own (``(raised as a result of Query-invoked
+    autoflush; ...)``): the innermost error of the chain that says something
+    is the cause. An ``OSError`` says its errno's text.
+    """
+    chain, seen, exc = [], set(), cause
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        chain.append(exc)
+        exc = getattr(exc, "orig", None) or exc.__cause__ or exc.__context__
+    for exc in reversed(chain):
+        if isinstance(exc, OSError) and exc.strerror:
+            return exc.strerror
+        for line in str(exc).strip().splitlines():
+            line = line.strip()
+            if line.startswith("(") and ") " in line and not line.startswith(_SQLALCHEMY_LINES):
+                line = line.split(") ", 1)[1]  # "(sqlite3.OperationalError) database is locked"
+            if line and not line.startswith(_SQLALCHEMY_LINES):
+                return line
+    return type(cause).__name__
 
 
 class _GuardedClient:

@@ -76,6 +76,27 @@ def file_lock(directory: Path, name: str = ".kreg.lock"):
 _DATABASES = ("postgresql", "mysql", "mssql", "oracle")
 
 
+def _write_refused(directory: Path, database: Path) -> str | None:
+    """What the system says to a real write (a small file created and removed in ``directory``, the database
+    opened for writing if it exists); None when it takes it. Permission bits alone pass ``/proc`` and ``/sys``
+    for root and miss read-only mounts."""
+    import tempfile
+
+    try:
+        handle, name = tempfile.mkstemp(prefix=".kreg-write-check-", dir=directory)
+        os.close(handle)
+        os.unlink(name)
+    except OSError as exc:
+        return f"a test file cannot be created in {directory}: {exc.strerror or exc}"
+    if database.is_file():
+        try:
+            with open(database, "r+b"):
+                pass
+        except OSError as exc:
+            return f"{database} cannot be opened for writing: {exc.strerror or exc}"
+    return None
+
+
 def check_tracking_uri(uri: str, timeout: float = 5.0) -> str:
     """Fails fast, before any data loads, on a store kreg cannot use: returns the URI when it can.
 
@@ -102,6 +123,9 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> str:
                               "a writable directory)")
         if not os.access(existing, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
             raise ConfigError("tracking_uri", uri, "a writable sqlite store (its file or directory is read-only)")
+        problem = _write_refused(existing, path)  # permissions say yes under /proc, /sys, a read-only mount
+        if problem:
+            raise ConfigError("tracking_uri", uri, f"a writable sqlite store ({problem})")
         return uri
     if base in ("http", "https"):
         import urllib.error

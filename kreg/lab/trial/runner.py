@@ -132,7 +132,11 @@ class TrialRunner:
         keras.backend.clear_session()  # keras-tuner #395: memory grows across trials otherwise
         keras.utils.set_random_seed(search.seed)  # same initialization for every plan
         self.reporter.trial_started(index, trial_id, plan, epochs)
-        run = self.tracker.start_trial(trial_id, hp_values, plan) if self.tracker else None
+        try:
+            run = self.tracker.start_trial(trial_id, hp_values, plan) if self.tracker else None
+        except StoreError:
+            self._unfinished(record)
+            raise
         record.run_id = run.run_id if run else None
         start = time.perf_counter()
         try:
@@ -144,14 +148,18 @@ class TrialRunner:
             self._interrupted(record, run, exc, time.perf_counter() - start)
             raise
         except StoreError:  # not the trial's fault: the search stops (run_search says why)
-            record.status, record.reason = FAILED, "the MLflow store stopped accepting writes"
+            self._unfinished(record)
             raise
         except Exception as exc:  # a failed trial never stops the search by itself
             record.status = FAILED
             record.reason = f"{type(exc).__name__}: {exc}" if isinstance(exc, Diverged) else traceback.format_exc(limit=4)
         record.duration_s = time.perf_counter() - start
         if run is not None:
-            self._commit(record, run)
+            try:
+                self._commit(record, run)
+            except StoreError:
+                self._unfinished(record)
+                raise
             self._finishing.append((record, self._finisher.submit(self._finish_run, record, run)))
         self.reporter.trial_ended(index, record)
         if record.status == FAILED:
@@ -261,6 +269,13 @@ class TrialRunner:
                 run.finish(KILLED)  # writes the buffered epochs first
             except Exception:  # the store failing now must not hide the interruption; resume closes the run
                 pass
+
+    def _unfinished(self, record: TrialRecord) -> None:
+        """The trial the store stopped before it committed: not a finished trial (its run stays RUNNING and a
+        resume runs it again), so not in the records the summary counts."""
+        record.status, record.reason = KILLED, "the MLflow store stopped accepting writes"
+        self.records.remove(record)
+        self.interrupted.append(record)
 
     def _commit(self, record: TrialRecord, run) -> None:
         """Writes the trial's result; the status tag last (what a resume trusts)."""
