@@ -252,8 +252,8 @@ def prepare(model, data, *, techniques: dict | None = None, exclusive=(), max_ac
             tuner: str = "bayesian", max_trials: int = 10, objective: str | None = None, gap_penalty: float = 1.0,
             initial_points: int | None = None, hyperband_factor: int = 3, max_consecutive_failed_trials: int = 3,
             cv=None, repeats: int | None = None, select: str = "best", refit: bool = True,
-            register: str | None = None, prune="median", task=None, loss=None, metrics=None,
-            model_args: dict | None = None, monitor: dict | None = None,
+            register: str | None = None, task=None, loss=None, metrics=None, model_args: dict | None = None,
+            monitor: dict | None = None,
             train_eval_samples: int | None = 500, seed: int = 0, name: str | None = None,
             experiment: str | None = None, tracking_uri: str | None = None,
             config: dict | None = None, config_text: str | None = None,
@@ -289,8 +289,7 @@ def prepare(model, data, *, techniques: dict | None = None, exclusive=(), max_ac
     settings = build(SearchSettings, dict(
         tuner=tuner, max_trials=max_trials, objective=objective, gap_penalty=gap_penalty,
         initial_points=initial_points, hyperband_factor=hyperband_factor,
-        max_consecutive_failed_trials=max_consecutive_failed_trials, cv=cv, select=select, refit=refit,
-        prune=prune),
+        max_consecutive_failed_trials=max_consecutive_failed_trials, cv=cv, select=select, refit=refit),
         source=source, prefix="search." if source else "")
     monitor = monitor if isinstance(monitor, Monitor) else build(Monitor, monitor or {}, source=source,
                                                                   prefix="monitor.")
@@ -351,8 +350,8 @@ def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_activ
          tuner: str = "bayesian", max_trials: int = 10, objective: str | None = None, gap_penalty: float = 1.0,
          initial_points: int | None = None, hyperband_factor: int = 3, max_consecutive_failed_trials: int = 3,
          cv=None, repeats: int | None = None, select: str = "best", refit: bool = True,
-         register: str | None = None, prune="median", task=None, loss=None, metrics=None,
-         model_args: dict | None = None, monitor: dict | None = None,
+         register: str | None = None, task=None, loss=None, metrics=None, model_args: dict | None = None,
+         monitor: dict | None = None,
          train_eval_samples: int | None = 500, seed: int = 0, name: str | None = None,
          experiment: str | None = None, tracking_uri: str | None = None, verbose: int = 1, reporter=None,
          config: dict | None = None, config_text: str | None = None, source: str | None = None,
@@ -400,12 +399,6 @@ def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_activ
             ``summary.comparison``, ``summary.model_uri`` (the MLflow model).
         register: Register the answer in MLflow's Model Registry under this
             name (a new version each search). Default None.
-        prune: Stop trials whose validation curve says they will not win:
-            ``"median"`` (default), ``"asha"``, ``"none"``, or a mapping
-            ``{"rule": "median", "warmup_trials": 5, "warmup_epochs": 10}`` /
-            ``{"rule": "asha", "min_epochs": 1, "eta": 3}``. A pruned trial
-            is recorded PRUNED with its curves so far; the baseline is never
-            pruned; cross-validated trials are not pruned by epoch.
         task: ``"classification"``, ``"regression"`` or a ``kreg.lab.task``
             object. Default: inferred from the labels.
         loss, metrics: Your own loss and metrics instead of the task's (then
