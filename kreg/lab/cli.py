@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, "
                                              "else sqlite:///<project>/mlruns/mlflow.db)")
     tune.add_argument("--experiment", help="MLflow experiment (default: the pipeline's name)")
+    tune.add_argument("--prune", choices=("median", "asha", "none"),
+                      help="override search.prune: stop trials whose validation curve cannot win (default median)")
     tune.add_argument("--register", metavar="NAME",
                       help="register the answer (the refit model over raw inputs) in MLflow's Model Registry "
                            "as a new version of NAME (override tracking.register_as)")
@@ -105,7 +107,8 @@ def _parser() -> argparse.ArgumentParser:
 def _load(args):
     cfg = load_pipeline(args.pipeline)
     overrides = {k: getattr(args, k, None)
-                 for k in ("max_trials", "epochs", "seed", "cv", "select", "tracking_uri", "experiment", "register")}
+                 for k in ("max_trials", "epochs", "seed", "cv", "select", "prune", "tracking_uri", "experiment",
+                           "register")}
     return cfg.with_overrides(**overrides)
 
 
@@ -126,6 +129,7 @@ def _cmd_validate(args) -> int:
                if cv else "the holdout validation split")
     print(f"  scored by {scoring}; answer: select {search.select}"
           + (", refit on training + validation and compared with the baseline" if search.refit else ", no refit"))
+    print(f"  pruning: {_pruning(search, cfg.training.epochs)}")
     space = search.space(args.pipeline)
     for c in space.candidates:
         kind = "switchable" if c.optional else "always on"
@@ -137,10 +141,25 @@ def _cmd_validate(args) -> int:
     return 0
 
 
+def _pruning(search, epochs: int) -> str:
+    """How the pipeline prunes trials, in words (kreg.lab.search.pruning.pruner_for decides the same)."""
+    p = search.prune
+    if p.rule == "none":
+        return "none: every trial trains to the end"
+    if search.cv is not None or search.tuner == "hyperband":
+        return f"{p.rule}, not applied: {'cross-validated trials' if search.cv else 'Hyperband brackets'} are not pruned by epoch"
+    if p.rule == "median":
+        warmup = p.warmup_epochs if p.warmup_epochs is not None else epochs // 3
+        return f"median rule, from epoch {warmup + 1}, once {p.warmup_trials} trials completed"
+    from kreg.lab.search.pruning import AshaRule
+
+    return f"ASHA, rungs at {AshaRule(p.min_epochs, p.eta).rungs(epochs)} epochs, the best 1/{p.eta} go on"
+
+
 def _resume_command(args) -> str:
     """This command line with ``--resume {}`` (the parent run id goes in the braces)."""
     words = ["kreg", "tune", args.pipeline]
-    for flag in ("max_trials", "epochs", "seed", "cv", "select", "tracking_uri", "experiment", "register",
+    for flag in ("max_trials", "epochs", "seed", "cv", "select", "prune", "tracking_uri", "experiment", "register",
                  "workers"):
         if getattr(args, flag, None) is not None:
             words += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
@@ -178,7 +197,7 @@ def _cmd_tune(args) -> int:
 
 
 def _chief_overrides(config: dict) -> dict:
-    """The settings a chief's command line may have overridden (seed, epochs, max_trials, cv, select), from its
+    """The settings a chief's command line may have overridden (seed, epochs, max_trials, cv, select, prune), from its
     config."""
     out = {}
     if isinstance(config, dict):
@@ -188,7 +207,7 @@ def _chief_overrides(config: dict) -> dict:
             out["epochs"] = config["training"]["epochs"]
         search = config.get("search")
         if isinstance(search, dict):
-            for key in ("max_trials", "select"):
+            for key in ("max_trials", "select", "prune"):
                 if key in search:
                     out[key] = search[key]
             if isinstance(search.get("cv"), dict) and "folds" in search["cv"]:

@@ -200,6 +200,7 @@ class PipelineConfig(Strict):
             "experiment": ("tracking", "experiment"),
             "tracking_uri": ("tracking", "tracking_uri"),
             "register": ("tracking", "register_as"),
+            "prune": ("search", "prune"),
         }
         for key, value in overrides.items():
             if value is None:

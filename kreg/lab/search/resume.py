@@ -34,7 +34,7 @@ from pathlib import Path
 from kreg.lab.errors import ResumeError
 from kreg.lab.search import spec as spec_module
 from kreg.lab.search.state import PROJECT, StateLock, open_tuner, settle, state_dir
-from kreg.lab.tracking.records import COMPLETED, FAILED, KILLED, TrialRecord
+from kreg.lab.tracking.records import ENDED, FAILED, KILLED, TrialRecord
 
 UNFINISHED = ("RUNNING", "KILLED", "FAILED")
 RESUMES_TAG = "kreg.resumes"
@@ -101,7 +101,7 @@ def open_session(search, tracker, *, config: dict, config_text: str, structure: 
         lock.release()
         raise ResumeError(f"search {parent_id} has finished trials but its keras-tuner state ({directory}) is "
                           "missing: it cannot be continued without rerunning them; start a new search")
-    unclosed = [r for r in children if r.info.status == "RUNNING" and r.data.tags.get("kreg.trial_status") == COMPLETED]
+    unclosed = [r for r in children if r.info.status == "RUNNING" and r.data.tags.get("kreg.trial_status") in ENDED]
     session.closed = close_stale(tracker.client, children)
     restore_artifacts(tracker, search, unclosed)
     client = tracker.client
@@ -175,8 +175,8 @@ def close_stale(client, runs) -> int:
         if run.info.status != "RUNNING":
             continue
         committed = run.data.tags.get("kreg.trial_status")
-        if committed in (COMPLETED, FAILED):  # its result is written: only the closing was missed
-            client.set_terminated(run.info.run_id, "FINISHED" if committed == COMPLETED else "FAILED")
+        if committed in (*ENDED, FAILED):  # its result is written: only the closing was missed
+            client.set_terminated(run.info.run_id, "FINISHED" if committed in ENDED else "FAILED")
         else:
             client.set_tag(run.info.run_id, "kreg.trial_status", KILLED)
             client.set_tag(run.info.run_id, "kreg.interrupted_by", "the process ended (kill -9 or a crash)")
@@ -236,11 +236,11 @@ def read_artifact(client, run, name: str) -> str:
 
 
 def committed_records(client, runs) -> dict:
-    """Trial id -> the record of its run that committed a result (COMPLETED or FAILED), read back."""
+    """Trial id -> the record of its run that committed a result (COMPLETED, PRUNED or FAILED), read back."""
     records = {}
     for run in runs:  # oldest first: a later commit of the same id wins
         tags = run.data.tags
-        if tags.get("kreg.trial_status") in (COMPLETED, FAILED) and "kreg.trial_id" in tags:
+        if tags.get("kreg.trial_status") in (*ENDED, FAILED) and "kreg.trial_id" in tags:
             records[tags["kreg.trial_id"]] = _read_record(client, run)
     return records
 

@@ -72,6 +72,23 @@ class CrossValidation(Strict):
         return self.folds * self.repeats
 
 
+class Pruning(Strict):
+    """``search.prune``: stop trials whose validation curve says they will not win (``kreg.lab.search.pruning``).
+
+    ``rule``: ``median`` (default), ``asha`` or ``none``. The median rule waits for ``warmup_trials``
+    completed trials and judges a trial only after ``warmup_epochs`` epochs (default: a third of the
+    epochs: regularized trials learn slower at first, and an early verdict would prune them for it);
+    ASHA judges at rungs of ``min_epochs * eta**k`` epochs. Cross-validated trials are not pruned
+    by epoch.
+    """
+
+    rule: Literal["median", "asha", "none"] = "median"
+    warmup_trials: Int = Field(default=5, ge=1)
+    warmup_epochs: Int | None = Field(default=None, ge=0)
+    min_epochs: Int = Field(default=1, ge=1)
+    eta: Int = Field(default=3, ge=2)
+
+
 class SearchSettings(Strict):
     """The tuner, the budget, what is optimized, how a trial is scored and how the answer is chosen.
 
@@ -93,6 +110,14 @@ class SearchSettings(Strict):
     cv: CrossValidation | None = None
     select: Literal["best", "one_se"] = "best"
     refit: StrictBool = True
+    prune: Pruning = Field(default_factory=Pruning)
+
+    @field_validator("prune", mode="before")
+    @classmethod
+    def _rule_only(cls, value):
+        if isinstance(value, str):
+            return {"rule": value}  # prune: asha
+        return {"rule": "none"} if value is False or value is None else value
 
     @field_validator("cv", mode="before")
     @classmethod

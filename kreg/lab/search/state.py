@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 
 from kreg.lab.errors import ResumeError
-from kreg.lab.tracking.records import COMPLETED
+from kreg.lab.tracking.records import ENDED
 
 PROJECT = "search"  # keras-tuner's project name inside the state directory
 
@@ -113,7 +113,7 @@ def settle(oracle, committed: dict) -> list[str]:
             continue
         oracle._retry_queue.remove(trial_id)
         trial = oracle.trials[trial_id]
-        if record.status == COMPLETED and record.objective is not None:
+        if record.status in ENDED and record.objective is not None:  # a pruned trial ended with its value too
             if not trial.metrics.exists(oracle.objective.name):
                 oracle.update_trial(trial_id, {oracle.objective.name: record.objective})
             trial.status = "COMPLETED"

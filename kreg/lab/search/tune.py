@@ -38,7 +38,7 @@ from kreg.lab.errors import ConfigError
 from kreg.lab.search import signals
 from kreg.lab.search.settings import Monitor, SearchSettings, Training, build
 from kreg.lab.search.space import SearchSpace
-from kreg.lab.tracking.records import COMPLETED, TrialRecord
+from kreg.lab.tracking.records import COMPLETED, ENDED, PRUNED, TrialRecord
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +112,7 @@ class SearchSummary:
     top: TrialRecord | None = None  # the best objective (``best`` differs under select="one_se")
     selection: str = ""  # why ``best`` was chosen
     answer: Any = None  # kreg.lab.search.answer.Answer: the refit and the comparison with the baseline
+    pruning: str = ""  # "12 of 20 trials pruned (...), 58% of the planned epochs saved"; empty when off
 
     @property
     def model(self):
@@ -154,7 +155,8 @@ class SearchSummary:
 def _parent_metrics(summary: SearchSummary, task) -> dict:
     metrics = {
         "n_trials": len(summary.records),
-        "n_failed": sum(r.status != COMPLETED for r in summary.records),
+        "n_failed": sum(r.status not in ENDED for r in summary.records),
+        "n_pruned": sum(r.status == PRUNED for r in summary.records),
         "search_duration_s": summary.duration_s,
     }
     keys = [*(f"test_{m}" for m in task.metric_names()), *(f"test_gap_{m}" for m in task.metric_names()),
@@ -252,8 +254,8 @@ def prepare(model, data, *, techniques: dict | None = None, exclusive=(), max_ac
             tuner: str = "bayesian", max_trials: int = 10, objective: str | None = None, gap_penalty: float = 1.0,
             initial_points: int | None = None, hyperband_factor: int = 3, max_consecutive_failed_trials: int = 3,
             cv=None, repeats: int | None = None, select: str = "best", refit: bool = True,
-            register: str | None = None, task=None, loss=None, metrics=None, model_args: dict | None = None,
-            monitor: dict | None = None,
+            register: str | None = None, prune="median", task=None, loss=None, metrics=None,
+            model_args: dict | None = None, monitor: dict | None = None,
             train_eval_samples: int | None = 500, seed: int = 0, name: str | None = None,
             experiment: str | None = None, tracking_uri: str | None = None,
             config: dict | None = None, config_text: str | None = None,
@@ -289,7 +291,8 @@ def prepare(model, data, *, techniques: dict | None = None, exclusive=(), max_ac
     settings = build(SearchSettings, dict(
         tuner=tuner, max_trials=max_trials, objective=objective, gap_penalty=gap_penalty,
         initial_points=initial_points, hyperband_factor=hyperband_factor,
-        max_consecutive_failed_trials=max_consecutive_failed_trials, cv=cv, select=select, refit=refit),
+        max_consecutive_failed_trials=max_consecutive_failed_trials, cv=cv, select=select, refit=refit,
+        prune=prune),
         source=source, prefix="search." if source else "")
     monitor = monitor if isinstance(monitor, Monitor) else build(Monitor, monitor or {}, source=source,
                                                                   prefix="monitor.")
@@ -350,8 +353,8 @@ def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_activ
          tuner: str = "bayesian", max_trials: int = 10, objective: str | None = None, gap_penalty: float = 1.0,
          initial_points: int | None = None, hyperband_factor: int = 3, max_consecutive_failed_trials: int = 3,
          cv=None, repeats: int | None = None, select: str = "best", refit: bool = True,
-         register: str | None = None, task=None, loss=None, metrics=None, model_args: dict | None = None,
-         monitor: dict | None = None,
+         register: str | None = None, prune="median", task=None, loss=None, metrics=None,
+         model_args: dict | None = None, monitor: dict | None = None,
          train_eval_samples: int | None = 500, seed: int = 0, name: str | None = None,
          experiment: str | None = None, tracking_uri: str | None = None, verbose: int = 1, reporter=None,
          config: dict | None = None, config_text: str | None = None, source: str | None = None,
@@ -399,6 +402,12 @@ def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_activ
             ``summary.comparison``, ``summary.model_uri`` (the MLflow model).
         register: Register the answer in MLflow's Model Registry under this
             name (a new version each search). Default None.
+        prune: Stop trials whose validation curve says they will not win:
+            ``"median"`` (default), ``"asha"``, ``"none"``, or a mapping
+            ``{"rule": "median", "warmup_trials": 5, "warmup_epochs": 10}`` /
+            ``{"rule": "asha", "min_epochs": 1, "eta": 3}``. A pruned trial
+            is recorded PRUNED with its curves so far; the baseline is never
+            pruned; cross-validated trials are not pruned by epoch.
         task: ``"classification"``, ``"regression"`` or a ``kreg.lab.task``
             object. Default: inferred from the labels.
         loss, metrics: Your own loss and metrics instead of the task's (then
@@ -573,6 +582,7 @@ def finish_search(search: Search, tracker, session, records, *, status: str, err
     the refit), and ``SearchInterrupted`` is raised once the runs are closed.
     """
     from kreg.lab.search import answer as answering
+    from kreg.lab.search import pruning
     from kreg.lab.tracking import report
     from kreg.lab.tracking.mlflow import StoreError
 
@@ -601,10 +611,13 @@ def finish_search(search: Search, tracker, session, records, *, status: str, err
         experiment_id=tracker.experiment_id, metric=search.task.primary,
         higher_is_better=search.task.higher_is_better(search.task.primary), objective=search.objective,
         top=pick_best(records, search.objective), selection=answer.why, answer=answer,
+        pruning=pruning.summary_line(records, search),
     )
     with tempfile.TemporaryDirectory() as tmp:
         tags = {"kreg.best_trial_id": summary.best.trial_id} if summary.best else {}
         tags["kreg.task"] = search.task.describe()
+        if summary.pruning:
+            tags["kreg.pruning"] = summary.pruning
         if summary.best is not None:
             tags["kreg.selection"] = answer.why
         if answer.line:
@@ -625,7 +638,8 @@ def finish_search(search: Search, tracker, session, records, *, status: str, err
                     problem = f"the refit model was not saved ({type(exc).__name__}: {str(exc).strip()[:300]})"
                     summary.error = f"{summary.error}; {problem}" if summary.error else problem
                     tags["kreg.error"] = summary.error[:5000]
-            metrics = {**_parent_metrics(summary, search.task), **answering.parent_metrics(answer)}
+            metrics = {**_parent_metrics(summary, search.task), **answering.parent_metrics(answer),
+                       **pruning.parent_metrics(records, search)}
             artifacts = answering.artifacts(answer, Path(tmp)) + report.search_artifacts(summary, search, Path(tmp))
             from kreg.lab.tracking.notes import note_tags, search_note
 

@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from kreg.lab.tracking.records import COMPLETED
+from kreg.lab.tracking.records import COMPLETED, ENDED
 
 
 def _fmt(value, digits=4):
@@ -80,9 +80,10 @@ class RichReporter:
     def trial_ended(self, index, record):
         if self.progress is not None:
             self.progress.advance(self.search_task)
-        if record.status == COMPLETED:
+        if record.status in ENDED:
             m, metric = record.metrics, self.metric
-            line = (f"trial {record.trial_id} [green]COMPLETED[/] {m['epochs_run']} ep "
+            status = "[green]COMPLETED[/]" if record.status == COMPLETED else "[yellow]PRUNED[/]"
+            line = (f"trial {record.trial_id} {status} {m['epochs_run']} ep "
                     f"val_{metric} {_fmt(m.get(f'val_{metric}'))} gap {_fmt(m.get(f'gap_{metric}'), 3)} "
                     f"test {_fmt(m.get(f'test_{metric}'))} {record.duration_s:.1f}s | {record.plan.describe()}")
         else:
@@ -123,6 +124,8 @@ class RichReporter:
             self.console.print(line, highlight=False)
         if summary.selection and summary.top is not None and summary.top is not summary.best:
             self.console.print(f"chosen by {summary.selection}", highlight=False)
+        if summary.pruning:
+            self.console.print(f"pruning: {summary.pruning}", highlight=False)
         if summary.gain_test is not None:
             better = "higher" if summary.higher_is_better else "lower"
             gain = summary.gain_test + 0.0  # no "-0.0000" for a tie

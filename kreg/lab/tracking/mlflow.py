@@ -48,6 +48,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from kreg.lab.tracking import notes, system, views
+from kreg.lab.tracking.records import ENDED
 from kreg.lab.tracking.store import artifact_root_for, file_lock, local_store_path, resolve_tracking_uri
 
 _EXPERIMENT_KIND = "mlflow.experimentKind"
@@ -213,8 +214,9 @@ class TrialRun:
         if reason:
             tags.append(RunTag("kreg.failure_reason", reason[:5000]))
         self.client.log_batch(self.run_id, tags=tags)
-        # COMPLETED -> FINISHED; KILLED (a signal) stays KILLED; FAILED -> FAILED.
-        self.client.set_terminated(self.run_id, {"COMPLETED": "FINISHED", "KILLED": "KILLED"}.get(status, "FAILED"))
+        # COMPLETED and PRUNED -> FINISHED; KILLED (a signal) stays KILLED; FAILED -> FAILED.
+        self.client.set_terminated(self.run_id, {"COMPLETED": "FINISHED", "PRUNED": "FINISHED",
+                                                 "KILLED": "KILLED"}.get(status, "FAILED"))
 
 
 class SearchTracker:
@@ -327,6 +329,20 @@ class SearchTracker:
         self.client.set_terminated(self.parent_id, status)
 
     # ------------------------------------------------------------- trials
+    def ended_trial_curves(self, metric: str, known=frozenset()) -> dict:
+        """Run id -> ``(kreg.trial_status, per-epoch values of metric)`` of this search's trials that ended
+        (COMPLETED or PRUNED), but for the ``known`` runs: what the pruning rules compare a trial with, whichever
+        process trained them."""
+        runs = self.client.search_runs([self.experiment_id], f"tags.mlflow.parentRunId = '{self.parent_id}'",
+                                       max_results=10000)
+        out = {}
+        for run in runs:
+            status = run.data.tags.get("kreg.trial_status")
+            if status in ENDED and run.info.run_id not in known:
+                history = sorted(self.client.get_metric_history(run.info.run_id, metric), key=lambda m: m.step)
+                out[run.info.run_id] = (status, [m.value for m in history])
+        return out
+
     def start_trial(self, trial_id: str, hp_values: dict, plan) -> TrialRun:
         run = self.client.create_run(
             self.experiment_id,

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import math
 
+from kreg.lab.tracking.records import ENDED, PRUNED
+
 NOTE_TAG = "mlflow.note.content"
 MAX_CHARS = 5000  # TrialRun.set_tags keeps 5,000 characters of a tag
 
@@ -70,7 +72,7 @@ _WHERE = {"loss": "in the loss", "optimizer": "in the optimizer", "data": "in th
 
 def _not_in_layers(record) -> dict:
     """Active techniques that no layer holds, by where they act: ``{"in the loss": ["label_smoothing"]}``."""
-    if record.plan is None or record.status != "COMPLETED":
+    if record.plan is None or record.status not in ENDED:
         return {}
     from kreg.lab import techniques
 
@@ -89,8 +91,11 @@ def trial_note(record, metric: str) -> str:
     m = record.metrics or {}
     lines = [f"**Trial {record.trial_id}** · {record.status} · {_duration(record.duration_s)}", "",
              f"**Plan:** `{record.plan.describe() if record.plan is not None else '?'}`", ""]
-    if record.status != "COMPLETED" and record.reason:
+    if record.status not in ENDED and record.reason:
         lines += ["**Why it failed:**", "", "```", record.reason.strip()[-1500:], "```", ""]
+    if record.status == PRUNED:
+        lines += [f"**Pruned** after epoch {int(m.get('pruned_at_epoch', 0))}: its validation curve could not win "
+                  "against the trials that had ended (the search's pruning rule); it is never the answer.", ""]
     if any(f"{k}_{metric}" in m for k in ("train", "val", "test")):
         kept, run = m.get("kept_epoch"), m.get("epochs_run", m.get("kept_epoch"))
         which = f"kept weights (epoch {int(kept)} of {int(run)})" if _fmt(kept) != "–" and _fmt(run) != "–" \
@@ -131,10 +136,12 @@ def search_started_note(name: str) -> str:
 def search_note(summary, search) -> str:
     """The parent run's description: answer, baseline against the chosen plan, refit, report."""
     metric = summary.metric
-    n_failed = sum(r.status != "COMPLETED" for r in summary.records)
+    n_failed = sum(r.status not in ENDED for r in summary.records)
     n = len(summary.records)
     lines = [f"**kreg search `{summary.pipeline}`**: {n} trial{'' if n == 1 else 's'}"
              f"{f' ({n_failed} failed)' if n_failed else ''}, {_duration(summary.duration_s)}, {summary.status}", ""]
+    if getattr(summary, "pruning", ""):
+        lines += [f"Pruning: {summary.pruning}.", ""]
     answer = getattr(summary.answer, "line", "") if summary.answer is not None else ""
     if answer:
         lines += [f"> **Answer:** {answer}", ""]

@@ -10,6 +10,8 @@ from typing import Any
 COMPLETED = "COMPLETED"
 FAILED = "FAILED"
 KILLED = "KILLED"  # stopped by a signal (or found RUNNING after a kill -9): runs again on resume
+PRUNED = "PRUNED"  # stopped by the pruning rule: its result (at the epoch it stopped) is final, never the answer
+ENDED = (COMPLETED, PRUNED)  # trials whose result is committed and whose curves others are judged against
 
 
 @dataclasses.dataclass
@@ -35,7 +37,7 @@ class TrialRecord:
             "plan": self.plan.to_dict() if self.plan is not None else None,
             "hp_values": self.hp_values, "metrics": self.metrics, "objective": self.objective,
             "reason": self.reason, "duration_s": self.duration_s, "placements": self.placements,
-            "folds": self.folds, "diagnoses": self.diagnoses,
+            "folds": self.folds, "diagnoses": self.diagnoses, "history": self.history,
         }
         return json.dumps(data, indent=1, sort_keys=True, default=_plain)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from kreg.lab.analysis import effects
 from kreg.lab.tracking import plots
-from kreg.lab.tracking.records import COMPLETED, markdown_table
+from kreg.lab.tracking.records import COMPLETED, PRUNED, markdown_table
 
 
 def search_artifacts(summary, search, directory: Path) -> list[Path]:
@@ -75,7 +75,7 @@ h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.15em;margin-top:1.8em;borde
 .answer.weak{background:#fff8ec;border-color:#d89a3b}.big{font-size:1.1em;font-weight:600}
 table{border-collapse:collapse;font-size:.86em;margin:.5em 0}th,td{padding:.25em .6em;border-bottom:1px solid #e6e8ee;
 text-align:right}th{background:#f5f6f9}td.l,th.l{text-align:left}tr.chosen td{background:#fffbe0;font-weight:600}
-tr.failed td{color:#a33}img{max-width:100%;border:1px solid #eee;margin:.4em 0}.diag{background:#fff4f0;
+tr.failed td{color:#a33}tr.pruned td{color:#888}img{max-width:100%;border:1px solid #eee;margin:.4em 0}.diag{background:#fff4f0;
 border-left:4px solid #d8603b;padding:.5em 1em;margin:.5em 0}code{background:#f3f3f6;padding:0 .25em}
 """
 
@@ -143,6 +143,8 @@ def _answer(summary, metric: str) -> str:
     lines = [f"<div class='answer{' weak' if weak else ''}'>",
              f"<p class='big'>Chosen: {e(best.plan.describe())} (trial {e(best.trial_id)})</p>",
              f"<p>{e(summary.selection)}.</p>"]
+    if getattr(summary, "pruning", ""):
+        lines.append(f"<p>Pruning: {e(summary.pruning)}.</p>")
     if answer is not None and answer.line:
         lines.append(f"<p class='big'>{e(answer.line)}</p>")
     if comparison is not None:
@@ -212,7 +214,8 @@ def _trials(summary, search, metric: str) -> str:
     for r in summary.records:
         m = r.metrics
         objective = _fmt(r.objective) + (f" +- {_fmt(m.get(key))}" if cv and key in m else "")
-        cls = " class='chosen'" if r is summary.best else (" class='failed'" if r.status != COMPLETED else "")
+        cls = " class='chosen'" if r is summary.best else (
+            "" if r.status == COMPLETED else " class='pruned'" if r.status == PRUNED else " class='failed'")
         rows.append(f"<tr{cls}><td class='l'>{e(r.trial_id)}</td><td class='l'>{e(r.status)}</td><td class='l'>"
                     f"{e(r.plan.describe() if r.plan is not None else '')}</td><td>{objective}</td>"
                     f"<td>{_fmt(m.get(f'val_{metric}'))}</td><td>{_fmt(m.get(f'gap_{metric}'))}</td>"

@@ -14,15 +14,16 @@ from __future__ import annotations
 from rich.markup import escape
 
 from kreg.lab.tracking.console import RichReporter, _fmt
-from kreg.lab.tracking.records import COMPLETED
+from kreg.lab.tracking.records import COMPLETED, ENDED
 
 
 def trial_line(record, metric: str) -> str:
     """One finished trial, in rich markup: status, epochs, validation, gap, test, time, plan."""
     plan = record.plan.describe() if record.plan is not None else ""
-    if record.status == COMPLETED:
+    if record.status in ENDED:
         m = record.metrics
-        return (f"trial {record.trial_id} [green]COMPLETED[/] {m.get('epochs_run')} ep "
+        status = "[green]COMPLETED[/]" if record.status == COMPLETED else "[yellow]PRUNED[/]"
+        return (f"trial {record.trial_id} {status} {m.get('epochs_run')} ep "
                 f"val_{metric} {_fmt(m.get(f'val_{metric}'))} gap {_fmt(m.get(f'gap_{metric}'), 3)} "
                 f"test {_fmt(m.get(f'test_{metric}'))} {record.duration_s:.1f}s | {plan}")
     reason = record.reason.strip().splitlines()[-1] if record.reason else ""

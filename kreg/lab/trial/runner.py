@@ -34,13 +34,35 @@ from kreg.lab.analysis.diagnoses import diagnose
 from kreg.lab.search import signals
 from kreg.lab.tracking import notes, plots
 from kreg.lab.tracking.mlflow import StoreError
-from kreg.lab.tracking.records import COMPLETED, FAILED, KILLED, TrialRecord
+from kreg.lab.search.pruning import pruner_for
+from kreg.lab.tracking.records import COMPLETED, ENDED, FAILED, KILLED, PRUNED, TrialRecord
 from kreg.lab.trial import ensemble, measure, memory
 from kreg.lab.trial.fit import Diverged, fit_plan
 from kreg.training.ensemble import _quiet_retracing
 
 _FINAL_PREFIXES = ("test_", "best_", "kept_", "epochs_run", "best_epoch", "kept_epoch", "single_", "swa_models",
-                   "ensemble_members", "scheduled_targets", "cv_")
+                   "ensemble_members", "scheduled_targets", "cv_", "pruned_")
+
+
+class _PruneCheck(keras.callbacks.Callback):
+    """After every epoch, asks the search's pruner whether this trial's validation curve can still win;
+    stops the training at the end of the epoch when it cannot (``kreg.lab.search.pruning``)."""
+
+    def __init__(self, pruner, objective: str, completed: list, pruned: list):
+        super().__init__()
+        self.pruner, self.objective = pruner, objective
+        self.completed, self.pruned = completed, pruned
+        self.curve: list[float] = []
+        self.stopped_at: int | None = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.objective)
+        if value is None or self.stopped_at is not None:
+            return
+        self.curve.append(float(value))
+        if self.pruner.should_stop(self.curve, self.completed, self.pruned):
+            self.stopped_at = epoch + 1
+            self.model.stop_training = True
 
 
 class _EpochReporter(keras.callbacks.Callback):
@@ -118,6 +140,8 @@ class TrialRunner:
         self.interrupted: list[TrialRecord] = []
         self.train_sample = search.splits.train_sample(search.train_eval_samples)
         self.folds = folds_of(search)  # the same folds for every trial: their scores compare pair by pair
+        self.pruner = pruner_for(search)  # None: every trial trains to the end
+        self._store_curves: dict = {}  # run id -> (status, curve) of ended trials read from the store
         self._finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kreg-finish")
         self._finishing: list = []
 
@@ -142,7 +166,7 @@ class TrialRunner:
         try:
             with memory.trial_scope():  # what TensorFlow would keep of the trial's graphs is released after
                 self._train(record, plan, run, index, epochs)  # a signal lands after a batch (_EpochReporter)
-            record.status = COMPLETED
+            record.status = PRUNED if record.metrics.get("pruned_at_epoch") else COMPLETED
             record.diagnoses = diagnose(record.history, record.metrics, search.task.primary)
         except signals.SearchInterrupted as exc:
             self._interrupted(record, run, exc, time.perf_counter() - start)
@@ -170,15 +194,34 @@ class TrialRunner:
         if self.folds:
             return self._train_folds(record, plan, run, index, epochs)
         search = self.search
-        fitted, record.metrics = self._fit(search, plan, epochs, self.train_sample,
-                                           _EpochReporter(run, self.reporter, index, epochs))
+        check = None
+        if self.pruner is not None and not plan.is_baseline:  # the baseline always trains fully
+            check = _PruneCheck(self.pruner, search.objective.name, *self._ended_curves())
+        callbacks = [c for c in (check, _EpochReporter(run, self.reporter, index, epochs)) if c is not None]
+        fitted, record.metrics = self._fit(search, plan, epochs, self.train_sample, *callbacks)
+        if check is not None and check.stopped_at is not None:
+            record.metrics["pruned_at_epoch"] = check.stopped_at
         record.history = fitted.history
         self._placements(record, fitted, run)
         record.objective = record.metrics[f"kept_{search.objective.name}"]
 
-    def _fit(self, search, plan, epochs, sample, reporter_callback):
+    def _ended_curves(self) -> tuple[list, list]:
+        """The objective's curves of the trials that have ended: (completed, pruned). This process's own
+        records, and with a store the other processes' trials too (workers) and those of before a resume."""
+        name = self.search.objective.name
+        ended = {r.run_id or f"record-{r.trial_id}": (r.status, r.history.get(name)) for r in self.records
+                 if r.status in ENDED and r.history.get(name)}
+        if self.tracker is not None:
+            self._store_curves.update(self.tracker.ended_trial_curves(name, known=set(self._store_curves) | set(ended)))
+            for run_id, value in self._store_curves.items():
+                ended.setdefault(run_id, value)
+        completed = [list(c) for status, c in ended.values() if status == COMPLETED]
+        pruned = [list(c) for status, c in ended.values() if status == PRUNED]
+        return completed, pruned
+
+    def _fit(self, search, plan, epochs, sample, *callbacks):
         """Trains and measures ``plan`` on ``search``'s splits: (fitted, end figures)."""
-        fitted = fit_plan(search, plan, epochs, sample, seed=self.search.seed, last_callbacks=[reporter_callback])
+        fitted = fit_plan(search, plan, epochs, sample, seed=self.search.seed, last_callbacks=list(callbacks))
         metrics = measure.final_metrics(fitted, search)
         if plan.schedule is not None:
             metrics["scheduled_targets"] = fitted.scheduled
@@ -298,6 +341,9 @@ class TrialRunner:
         final["duration_s"] = record.duration_s
         run.log_metrics(final, step=int(record.metrics.get("epochs_run", 0)))
         tags = {"kreg.trial_status": record.status}
+        if record.status == PRUNED:  # the runs table says when and by which rule
+            tags["kreg.pruned"] = (f"after epoch {record.metrics['pruned_at_epoch']} of {self.search.training.epochs}"
+                                   f" ({self.pruner.describe()})")
         if record.diagnoses:  # the runs table shows them; trial.json has evidence and advice
             tags["kreg.diagnoses"] = "; ".join(f"{d['kind']}: {d['evidence']}" for d in record.diagnoses)
         if record.reason:

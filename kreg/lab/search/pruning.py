@@ -1,0 +1,169 @@
+"""Pruning: stop a trial whose validation curve says it will not win, at the epoch it says so.
+
+A trial's curve is its objective (``val_accuracy``, ``val_mse``, ...) after
+every epoch: Keras' validation pass, in inference mode on the validation
+split, so it is an honest figure (no dropout, noise or augmentation active,
+no penalty added). It is compared with the curves of the trials that have
+ended (completed or pruned), never with trials still running, so a decision
+never waits for another trial (with ``--workers``, a worker reads the ended
+trials of the others from the store when its trial starts).
+
+Two rules, as Optuna and Ray Tune define them:
+
+- ``median`` (Optuna's ``MedianPruner``; Golovin et al., "Google Vizier",
+  2017): after ``warmup_epochs`` epochs, once ``warmup_trials`` trials have
+  completed, a trial stops when the best value of its curve so far is worse
+  than the median of the completed trials' values at the same epoch.
+- ``asha`` (asynchronous successive halving, Li et al., "A System for
+  Massively Parallel Hyperparameter Tuning", MLSys 2020; Ray Tune's
+  ``ASHAScheduler``): rungs at ``min_epochs * eta**k`` epochs; at a rung a
+  trial goes on only if its value is within the best ``1/eta`` of the values
+  every ended trial had at that rung (its own included). With fewer than
+  ``eta`` values at a rung there is nothing to halve yet and it goes on.
+
+The baseline (trial 0) is never pruned: every gain is measured against it.
+Pure functions over lists of floats: ``tests/test_pruning.py`` checks them
+on known curves, without training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from kreg.lab.tracking.records import ENDED, PRUNED
+
+PRUNE_RULES = ("median", "asha", "none")
+
+
+def _better(a: float, b: float, direction: str) -> bool:
+    return a > b if direction == "max" else a < b
+
+
+def best_so_far(curve: list[float], direction: str) -> float:
+    values = [v for v in curve if v is not None and math.isfinite(v)]
+    if not values:
+        return math.nan
+    return max(values) if direction == "max" else min(values)
+
+
+@dataclasses.dataclass(frozen=True)
+class MedianRule:
+    """Stop when the best value so far is worse than the completed trials' median at this epoch."""
+
+    warmup_trials: int = 5
+    warmup_epochs: int = 5
+
+    def should_stop(self, curve: list[float], ended: list[list[float]], direction: str) -> bool:
+        epoch = len(curve)
+        if epoch <= self.warmup_epochs:
+            return False
+        at_epoch = [c[epoch - 1] for c in ended if len(c) >= epoch and math.isfinite(c[epoch - 1])]
+        if len(at_epoch) < self.warmup_trials:
+            return False
+        best = best_so_far(curve, direction)
+        if not math.isfinite(best):
+            return True  # a curve of NaNs beats nothing
+        median = float(np.median(at_epoch))
+        return _better(median, best, direction)
+
+
+@dataclasses.dataclass(frozen=True)
+class AshaRule:
+    """Asynchronous successive halving: at each rung, go on only within the best ``1/eta``."""
+
+    min_epochs: int = 2
+    eta: int = 3
+
+    def rungs(self, max_epochs: int) -> list[int]:
+        """Epochs at which a trial is judged: ``min_epochs * eta**k`` below ``max_epochs``."""
+        out, rung = [], self.min_epochs
+        while rung < max_epochs:
+            out.append(rung)
+            rung *= self.eta
+        return out
+
+    def should_stop(self, curve: list[float], ended: list[list[float]], direction: str,
+                    max_epochs: int) -> bool:
+        epoch = len(curve)
+        if epoch not in self.rungs(max_epochs):
+            return False
+        mine = curve[epoch - 1]
+        if not math.isfinite(mine):
+            return True
+        values = [c[epoch - 1] for c in ended if len(c) >= epoch and math.isfinite(c[epoch - 1])] + [mine]
+        if len(values) < self.eta:
+            return False
+        keep = max(1, len(values) // self.eta)  # the best 1/eta go on
+        ranked = sorted(values, reverse=direction == "max")
+        return _better(ranked[keep - 1], mine, direction)
+
+
+@dataclasses.dataclass(frozen=True)
+class Pruner:
+    """The search's pruning rule and objective direction; ``should_stop`` after every epoch."""
+
+    rule: str = "median"
+    direction: str = "max"
+    max_epochs: int = 30
+    median: MedianRule = MedianRule()
+    asha: AshaRule = AshaRule()
+
+    @property
+    def active(self) -> bool:
+        return self.rule != "none"
+
+    def should_stop(self, curve: list[float], completed: list[list[float]], pruned: list[list[float]] = ()) -> bool:
+        """``curve``: this trial's values so far; ``completed``/``pruned``: the ended trials' curves (the median
+        rule compares with completed trials, as Optuna's does; a rung of ASHA with every trial that reached it)."""
+        if self.rule == "median":
+            return self.median.should_stop(curve, list(completed), self.direction)
+        if self.rule == "asha":
+            return self.asha.should_stop(curve, [*completed, *pruned], self.direction, self.max_epochs)
+        return False
+
+    def describe(self) -> str:
+        if self.rule == "median":
+            return (f"median rule (after {self.median.warmup_epochs} epochs, once {self.median.warmup_trials} "
+                    "trials completed)")
+        if self.rule == "asha":
+            return f"ASHA (rungs at {self.asha.rungs(self.max_epochs)} epochs, eta {self.asha.eta})"
+        return "no pruning"
+
+
+def pruner_for(search) -> Pruner | None:
+    """The search's pruner, or None: pruning off, cross-validated trials (judged across folds, not by
+    epoch), or Hyperband (which stops trials by its own brackets)."""
+    p = search.settings.prune
+    if p.rule == "none" or search.settings.cv is not None or search.settings.tuner == "hyperband":
+        return None
+    epochs = search.training.epochs
+    warmup_epochs = p.warmup_epochs if p.warmup_epochs is not None else epochs // 3
+    return Pruner(p.rule, search.objective.direction, epochs, MedianRule(p.warmup_trials, warmup_epochs),
+                  AshaRule(p.min_epochs, p.eta))
+
+
+def epochs_saved(records, max_epochs: int) -> tuple[int, float]:
+    """``(pruned trials, fraction of the planned epochs the pruned trials did not train)``."""
+    pruned = [r for r in records if r.status == PRUNED]
+    planned = sum(max_epochs for r in records if r.status in ENDED)
+    saved = sum(max_epochs - int(r.metrics.get("epochs_run", max_epochs)) for r in pruned)
+    return len(pruned), (saved / planned if planned else 0.0)
+
+
+def summary_line(records, search) -> str:
+    """``12 of 20 trials pruned (median rule ...), 58% of the planned epochs saved``; empty when off."""
+    pruner = pruner_for(search)
+    if pruner is None:
+        return ""
+    pruned, saved = epochs_saved(records, pruner.max_epochs)
+    return (f"{pruned} of {len(records)} trials pruned ({pruner.describe()}), {saved:.0%} of the planned "
+            "epochs saved")
+
+
+def parent_metrics(records, search) -> dict:
+    """``pruned_epochs_saved`` (a fraction of the planned epochs) when pruning is on."""
+    pruner = pruner_for(search)
+    return {} if pruner is None else {"pruned_epochs_saved": epochs_saved(records, pruner.max_epochs)[1]}
