@@ -65,9 +65,12 @@ def tensorflow_lines():
     import tensorflow  # noqa: F401  (sets up its logger)
 
     logger, handler = logging.getLogger("tensorflow"), _Lines()
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # whatever an earlier test in this process left
     logger.addHandler(handler)
     yield logger, handler.lines
     logger.removeHandler(handler)
+    logger.setLevel(level)
 
 
 def test_retracing_warnings_stay_off_the_console_while_a_trial_trains(tensorflow_lines):
