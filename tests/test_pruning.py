@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import pytest
 
 from kreg.lab.search.pruning import AshaRule, MedianRule, Pruner, epochs_saved
@@ -124,3 +126,58 @@ def test_prune_settings_are_checked_before_anything_runs():
         build(SearchSettings, {"prune": {"rule": "asha", "eta": 1}})
     assert build(SearchSettings, {"prune": "asha"}).prune.rule == "asha"
     assert build(SearchSettings, {"prune": False}).prune.rule == "none"
+
+
+# --------------------------------------------------------------- across folds
+def test_fold_test_is_scipys_one_sided_paired_t_test():
+    from scipy import stats
+
+    from kreg.lab.search.pruning import FoldRule, one_se_margin
+
+    rule = FoldRule(alpha=0.05)
+    mine, incumbent = [0.80, 0.84, 0.79], [0.90, 0.93, 0.91, 0.92]
+    expected = stats.ttest_rel(mine, incumbent[:3], alternative="less").pvalue
+    assert rule.test(mine, incumbent, "max") == pytest.approx(expected, rel=1e-12)
+    assert rule.should_stop(mine, incumbent, "max") and expected < 0.05
+    assert math.isnan(rule.test([0.5], incumbent, "max"))  # one fold: nothing to test yet
+    losses = [1 - v for v in mine], [1 - v for v in incumbent]
+    assert rule.test(*losses, "min") == pytest.approx(expected, rel=1e-9)  # the same question for a loss
+    # Under the one-SE rule the bar is the incumbent minus its standard error across folds.
+    se = one_se_margin(incumbent)
+    assert se == pytest.approx(np.std(incumbent, ddof=1) / 2)
+    close = [0.905, 0.915, 0.90]  # a little worse than the incumbent: maybe within one SE
+    shifted = stats.ttest_1samp(np.array(close) - (np.array(incumbent[:3]) - se), 0, alternative="less").pvalue
+    assert rule.test(close, incumbent, "max", margin=se) == pytest.approx(shifted, rel=1e-12)
+    assert rule.test(close, incumbent, "max", margin=se) > rule.test(close, incumbent, "max")
+
+
+def test_the_incumbent_is_the_completed_trial_with_every_fold_and_the_best_mean():
+    from kreg.lab.search.pruning import FoldRule
+
+    pruner = Pruner("median", "max", 10, folds=3, fold=FoldRule(alpha=0.05))
+    assert pruner.by_fold and "paired t-test" in pruner.describe()
+    completed = [[0.70, 0.72, 0.71], [0.95, 0.96, 0.94], [0.99, 0.99]]  # the last has too few folds
+    assert pruner.should_stop_folds([0.80, 0.81], completed)  # worse than the 0.95 trial
+    assert not pruner.should_stop_folds([0.80, 0.81], completed[:1])  # better than the only incumbent
+    assert not pruner.should_stop_folds([0.1, 0.1, 0.1], completed)  # every fold done: nothing to save
+
+
+def test_a_cross_validated_hopeless_trial_stops_before_its_last_fold(tmp_path):
+    import kreg
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    summary = kreg.tune("mlp", "wine", model_args={"width": 16, "depth": 1}, tuner="grid", max_trials=2,
+                        techniques={"l2": {"values": [10.0]}}, epochs=6, batch_size=8, cv=4, refit=False,
+                        tracking_uri=uri, verbose=0, seed=0)
+    baseline, hopeless = summary.records
+    assert baseline.status == "COMPLETED" and len(baseline.folds) == 4
+    done = hopeless.metrics.get("pruned_at_fold")
+    # Two folds give the t-test one degree of freedom: it stops after the second or the third fold.
+    assert hopeless.status == "PRUNED" and done in (2, 3) and len(hopeless.folds) == done, hopeless.folds
+    tags = MlflowClient(uri).get_run(hopeless.run_id).data.tags
+    assert tags["kreg.folds_done"] == f"{done} of 4"
+    assert tags["kreg.pruned"].startswith(f"after fold {done} of 4 (paired t-test")
+    assert summary.pruning.startswith("1 of 2 trials pruned (paired t-test") and summary.best is baseline
+    assert MlflowClient(uri).get_run(summary.parent_run_id).data.metrics["pruned_epochs_saved"] == \
+        pytest.approx((4 - done) / 8)  # the folds it did not train, of eight planned

@@ -141,7 +141,7 @@ class TrialRunner:
         self.train_sample = search.splits.train_sample(search.train_eval_samples)
         self.folds = folds_of(search)  # the same folds for every trial: their scores compare pair by pair
         self.pruner = pruner_for(search)  # None: every trial trains to the end
-        self._store_curves: dict = {}  # run id -> (status, curve) of ended trials read from the store
+        self._store_curves: dict = {}  # metric -> run id -> (status, series) of ended trials read from the store
         self._finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kreg-finish")
         self._finishing: list = []
 
@@ -166,7 +166,8 @@ class TrialRunner:
         try:
             with memory.trial_scope():  # what TensorFlow would keep of the trial's graphs is released after
                 self._train(record, plan, run, index, epochs)  # a signal lands after a batch (_EpochReporter)
-            record.status = PRUNED if record.metrics.get("pruned_at_epoch") else COMPLETED
+            pruned = record.metrics.get("pruned_at_epoch") or record.metrics.get("pruned_at_fold")
+            record.status = PRUNED if pruned else COMPLETED
             record.diagnoses = diagnose(record.history, record.metrics, search.task.primary)
         except signals.SearchInterrupted as exc:
             self._interrupted(record, run, exc, time.perf_counter() - start)
@@ -196,7 +197,8 @@ class TrialRunner:
         search = self.search
         check = None
         if self.pruner is not None and not plan.is_baseline:  # the baseline always trains fully
-            check = _PruneCheck(self.pruner, search.objective.name, *self._ended_curves())
+            name = search.objective.name
+            check = _PruneCheck(self.pruner, name, *self._ended(name, lambda r: r.history.get(name)))
         callbacks = [c for c in (check, _EpochReporter(run, self.reporter, index, epochs)) if c is not None]
         fitted, record.metrics = self._fit(search, plan, epochs, self.train_sample, *callbacks)
         if check is not None and check.stopped_at is not None:
@@ -205,15 +207,16 @@ class TrialRunner:
         self._placements(record, fitted, run)
         record.objective = record.metrics[f"kept_{search.objective.name}"]
 
-    def _ended_curves(self) -> tuple[list, list]:
-        """The objective's curves of the trials that have ended: (completed, pruned). This process's own
-        records, and with a store the other processes' trials too (workers) and those of before a resume."""
-        name = self.search.objective.name
-        ended = {r.run_id or f"record-{r.trial_id}": (r.status, r.history.get(name)) for r in self.records
-                 if r.status in ENDED and r.history.get(name)}
+    def _ended(self, metric: str, series) -> tuple[list, list]:
+        """The series of ``metric`` (per epoch, or per fold) of the trials that have ended: (completed, pruned).
+        This process's records (``series(record)``), and with a store the other processes' trials too
+        (workers) and those of before a resume, read once per run."""
+        ended = {r.run_id or f"record-{r.trial_id}": (r.status, series(r)) for r in self.records
+                 if r.status in ENDED and series(r)}
         if self.tracker is not None:
-            self._store_curves.update(self.tracker.ended_trial_curves(name, known=set(self._store_curves) | set(ended)))
-            for run_id, value in self._store_curves.items():
+            cache = self._store_curves.setdefault(metric, {})
+            cache.update(self.tracker.ended_trial_curves(metric, known=set(cache) | set(ended)))
+            for run_id, value in cache.items():
                 ended.setdefault(run_id, value)
         completed = [list(c) for status, c in ended.values() if status == COMPLETED]
         pruned = [list(c) for status, c in ended.values() if status == PRUNED]
@@ -242,10 +245,17 @@ class TrialRunner:
         figures are the folds' means (``cv_*``: their spread), its curves the folds' mean curves."""
         search = self.search
         per_fold, histories = [], []
+        key = f"kept_{search.objective.name}"
+        judge = self.pruner is not None and self.pruner.by_fold and not plan.is_baseline
+        completed = self._ended(f"fold_{key}", lambda r: [f.get(key) for f in r.folds])[0] if judge else []
+        stopped = None  # folds done when the fold test stopped the trial
         try:
             with _quiet_retracing():  # each fold is a new model: TensorFlow's retracing warning means nothing here
                 for i, (fold, sample) in enumerate(self.folds):
                     fitted = self._fold(plan, index, epochs, i, fold, sample, per_fold, histories)
+                    if judge and self.pruner.should_stop_folds([f[key] for f in per_fold], completed):
+                        stopped = len(per_fold)  # significantly worse than the incumbent: stop here
+                        break
         except signals.SearchInterrupted:  # the folds that finished keep their figures on the KILLED run
             if run is not None and per_fold:
                 self._log_folds(run, per_fold)
@@ -258,6 +268,10 @@ class TrialRunner:
         record.metrics = stats.fold_metrics(per_fold, [f"kept_{search.objective.name}", f"val_{m}", f"train_{m}",
                                                        f"gap_{m}", f"test_{m}"])
         record.objective = record.metrics[f"kept_{search.objective.name}"]
+        if stopped:
+            record.metrics["pruned_at_fold"] = stopped
+            if run is not None:
+                run.set_tags({"kreg.folds_done": f"{len(per_fold)} of {len(self.folds)}"})
         if run is not None:
             for epoch in range(len(record.history.get("loss", []))):
                 run.log_epoch(epoch + 1, {k: v[epoch] for k, v in record.history.items() if epoch < len(v)})
@@ -342,8 +356,9 @@ class TrialRunner:
         run.log_metrics(final, step=int(record.metrics.get("epochs_run", 0)))
         tags = {"kreg.trial_status": record.status}
         if record.status == PRUNED:  # the runs table says when and by which rule
-            tags["kreg.pruned"] = (f"after epoch {record.metrics['pruned_at_epoch']} of {self.search.training.epochs}"
-                                   f" ({self.pruner.describe()})")
+            at = (f"after fold {record.metrics['pruned_at_fold']} of {len(self.folds)}" if self.folds else
+                  f"after epoch {record.metrics['pruned_at_epoch']} of {self.search.training.epochs}")
+            tags["kreg.pruned"] = f"{at} ({self.pruner.describe()})"
         if record.diagnoses:  # the runs table shows them; trial.json has evidence and advice
             tags["kreg.diagnoses"] = "; ".join(f"{d['kind']}: {d['evidence']}" for d in record.diagnoses)
         if record.reason:
