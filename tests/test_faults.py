@@ -210,7 +210,8 @@ def test_a_full_disk_mid_search_says_its_cause_first_and_resume_completes_it(tmp
         assert f"resuming search {parent_id}: {done} of 4 trials done" in resumed.stdout  # as the failure said
         client = MlflowClient(uri)
         parent = client.get_run(parent_id)
-        assert parent.info.status == "FINISHED" and parent.data.metrics["n_trials"] == 4
+        assert parent.info.status == "FINISHED" and parent.data.metrics["n_trials"] == 4, (
+            parent.info.status, parent.data.metrics, parent.data.tags.get("kreg.error"), resumed.stdout[-3000:])
         children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'")
         assert "RUNNING" not in {r.info.status for r in children}
         completed = [r for r in children if r.data.tags.get("kreg.trial_status") == "COMPLETED"]
