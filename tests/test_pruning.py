@@ -181,3 +181,19 @@ def test_a_cross_validated_hopeless_trial_stops_before_its_last_fold(tmp_path):
     assert summary.pruning.startswith("1 of 2 trials pruned (paired t-test") and summary.best is baseline
     assert MlflowClient(uri).get_run(summary.parent_run_id).data.metrics["pruned_epochs_saved"] == \
         pytest.approx((4 - done) / 8)  # the folds it did not train, of eight planned
+
+
+def test_other_processes_ended_trials_are_read_from_the_store(tmp_path):
+    """What a worker (or a resumed search) judges a trial against: the ended trials of the search, whichever
+    process trained them, read from the store (pruned ones say so), with their whole per-epoch curves."""
+    from kreg.lab.tracking.mlflow import SearchTracker
+
+    summary, uri = _search(tmp_path, {"rule": "median", "warmup_trials": 1, "warmup_epochs": 2})
+    other = SearchTracker(uri, summary.experiment)  # a fresh client, as in another process
+    other.parent_id = summary.parent_run_id
+    ended = other.ended_trial_curves("val_accuracy")
+    baseline, hopeless = summary.records
+    assert ended[baseline.run_id] == ("COMPLETED", pytest.approx(baseline.history["val_accuracy"]))
+    assert ended[hopeless.run_id] == ("PRUNED", pytest.approx(hopeless.history["val_accuracy"]))
+    assert len(ended[hopeless.run_id][1]) == hopeless.metrics["pruned_at_epoch"]
+    assert other.ended_trial_curves("val_accuracy", known={baseline.run_id}).keys() == {hopeless.run_id}
