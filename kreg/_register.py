@@ -65,8 +65,9 @@ def _ready(finished: str | None = None) -> bool:
         _initializing(name) for name in _WATCHED if name != finished)
 
 
-class _Loader:
-    """Wraps a watched module's loader: runs it, then registers when Keras is complete."""
+class WrappedLoader:
+    """A module loader that stands in for another one: everything but ``exec_module`` goes to it
+    (subclasses run something around the wrapped ``exec_module``)."""
 
     def __init__(self, loader):
         self._loader = loader
@@ -76,6 +77,10 @@ class _Loader:
 
     def create_module(self, spec):
         return self._loader.create_module(spec)
+
+
+class _Loader(WrappedLoader):
+    """Wraps a watched module's loader: runs it, then registers when Keras is complete."""
 
     def exec_module(self, module):
         try:
@@ -94,21 +99,27 @@ class _Loader:
                               RuntimeWarning, stacklevel=2)
 
 
+def wrapped_spec(me, fullname, path, target, wrap):
+    """The spec the other finders on ``sys.meta_path`` (all but ``me``) give for ``fullname``, its loader
+    wrapped by ``wrap``; None when none of them finds it."""
+    for finder in sys.meta_path:
+        if finder is me or not hasattr(finder, "find_spec"):
+            continue
+        spec = finder.find_spec(fullname, path, target)
+        if spec is not None:
+            if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                spec.loader = wrap(spec.loader)
+            return spec
+    return None
+
+
 class _Finder:
     """A ``sys.meta_path`` finder that only wraps the loaders of ``keras`` and ``tensorflow``."""
 
     def find_spec(self, fullname, path=None, target=None):
         if fullname not in _WATCHED or path is not None:
             return None
-        for finder in sys.meta_path:
-            if finder is self or not hasattr(finder, "find_spec"):
-                continue
-            spec = finder.find_spec(fullname, path, target)
-            if spec is not None:
-                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-                    spec.loader = _Loader(spec.loader)
-                return spec
-        return None
+        return wrapped_spec(self, fullname, path, target, _Loader)
 
 
 _finder = _Finder()

@@ -41,6 +41,8 @@ import os
 import sys
 import tempfile
 
+from kreg._register import WrappedLoader, wrapped_spec
+
 VERBOSE_ENV = "KREG_VERBOSE"
 QUIET_TF_LEVEL = "3"  # C++ INFO, WARNING and ERROR lines hidden; FATAL shown
 
@@ -49,17 +51,8 @@ def verbose_requested() -> bool:
     return os.environ.get(VERBOSE_ENV, "").strip().lower() not in ("", "0", "false", "no")
 
 
-class _QuietLoader:
+class _QuietLoader(WrappedLoader):
     """Wraps TensorFlow's loader: its ``exec_module`` runs with fd 2 pointed at a temporary file."""
-
-    def __init__(self, loader):
-        self._loader = loader
-
-    def __getattr__(self, attr):
-        return getattr(self._loader, attr)
-
-    def create_module(self, spec):
-        return self._loader.create_module(spec)
 
     def exec_module(self, module):
         _uninstall()
@@ -99,15 +92,7 @@ class _QuietFinder:
             return None
         self._searching = True
         try:
-            for finder in sys.meta_path:
-                if finder is self or not hasattr(finder, "find_spec"):
-                    continue
-                spec = finder.find_spec(fullname, path, target)
-                if spec is not None:
-                    if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-                        spec.loader = _QuietLoader(spec.loader)
-                    return spec
-            return None
+            return wrapped_spec(self, fullname, path, target, _QuietLoader)
         finally:
             self._searching = False
 
