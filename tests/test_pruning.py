@@ -62,7 +62,7 @@ def test_pruner_combines_the_rules_and_none_never_stops():
     # ASHA counts pruned trials that reached the rung; the median rule does not.
     assert asha.should_stop([0.05], [[0.5]], pruned=[[0.4], [0.3]])
     assert not Pruner("none").should_stop([0.0] * 10, COMPLETED)
-    assert "median rule" in median.describe() and "[1, 3, 9, 27]" in asha.describe()
+    assert "the median rule" in median.describe() and "[1, 3, 9, 27]" in asha.describe()
 
 
 def test_epochs_saved_counts_what_pruned_trials_did_not_train():
@@ -106,7 +106,7 @@ def test_a_hopeless_trial_is_pruned_and_recorded_with_its_partial_curves(tmp_pat
     parent = client.get_run(summary.parent_run_id)
     assert parent.data.metrics["n_pruned"] == 1 and parent.data.metrics["n_failed"] == 0
     assert parent.data.metrics["pruned_epochs_saved"] == pytest.approx((10 - stopped_at) / 20)
-    assert parent.data.tags["kreg.pruning"].startswith("1 of 2 trials pruned (")
+    assert parent.data.tags["kreg.pruning"].startswith("1 of 2 trials pruned by ")
     assert summary.pruning == parent.data.tags["kreg.pruning"]
 
 
@@ -177,8 +177,8 @@ def test_a_cross_validated_hopeless_trial_stops_before_its_last_fold(tmp_path):
     assert hopeless.status == "PRUNED" and done in (2, 3) and len(hopeless.folds) == done, hopeless.folds
     tags = MlflowClient(uri).get_run(hopeless.run_id).data.tags
     assert tags["kreg.folds_done"] == f"{done} of 4"
-    assert tags["kreg.pruned"].startswith(f"after fold {done} of 4 (paired t-test")
-    assert summary.pruning.startswith("1 of 2 trials pruned (paired t-test") and summary.best is baseline
+    assert tags["kreg.pruned"].startswith(f"after fold {done} of 4 (a paired t-test")
+    assert summary.pruning.startswith("1 of 2 trials pruned by a paired t-test") and summary.best is baseline
     assert MlflowClient(uri).get_run(summary.parent_run_id).data.metrics["pruned_epochs_saved"] == \
         pytest.approx((4 - done) / 8)  # the folds it did not train, of eight planned
 

@@ -191,9 +191,9 @@ class Pruner:
     def describe(self) -> str:
         if self.by_fold:
             bar = "the incumbent minus one SE" if self.one_se else "the incumbent"
-            return f"paired t-test across folds against {bar}, alpha {self.fold.alpha}"
+            return f"a paired t-test across folds against {bar}, alpha {self.fold.alpha}"
         if self.rule == "median":
-            return (f"median rule (after {self.median.warmup_epochs} epochs, once {self.median.warmup_trials} "
+            return (f"the median rule (after {self.median.warmup_epochs} epochs, once {self.median.warmup_trials} "
                     "trials completed)")
         if self.rule == "asha":
             return f"ASHA (rungs at {self.asha.rungs(self.max_epochs)} epochs, eta {self.asha.eta})"
@@ -227,13 +227,12 @@ def epochs_saved(records, max_epochs: int, folds: int = 0) -> tuple[int, float]:
 
 
 def summary_line(records, search) -> str:
-    """``12 of 20 trials pruned (median rule ...), 58% of the planned epochs saved``; empty when off."""
+    """``12 of 20 trials pruned by the median rule (...), 58% of the planned epochs saved``; empty when off."""
     pruner = pruner_for(search)
     if pruner is None:
         return ""
     pruned, saved = epochs_saved(records, pruner.max_epochs, pruner.folds)
-    return (f"{pruned} of {len(records)} trials pruned ({pruner.describe()}), {saved:.0%} of the planned "
-            "epochs saved")
+    return f"{pruned} of {len(records)} trials pruned by {pruner.describe()}, {saved:.0%} of the planned epochs saved"
 
 
 def parent_metrics(records, search) -> dict:

@@ -112,7 +112,7 @@ class SearchSummary:
     top: TrialRecord | None = None  # the best objective (``best`` differs under select="one_se")
     selection: str = ""  # why ``best`` was chosen
     answer: Any = None  # kreg.lab.search.answer.Answer: the refit and the comparison with the baseline
-    pruning: str = ""  # "12 of 20 trials pruned (...), 58% of the planned epochs saved"; empty when off
+    pruning: str = ""  # "12 of 20 trials pruned by the median rule (...), 58% of the planned epochs saved"
 
     @property
     def model(self):

@@ -123,11 +123,20 @@ def log_answer(exported, tracking_uri: str, run_id: str, example=None, register:
 
     from mlflow.models import Model
 
+    from mlflow.utils import logging_utils
+
     logging.getLogger("mlflow.models.model").setLevel(logging.ERROR)  # serving-input chatter
-    with _tracking_uri(tracking_uri):
-        return Model.log(None, name=name, flavor=sys.modules[__name__], exported=exported, run_id=run_id,
-                         signature=signature(exported), input_example=example, registered_model_name=register,
-                         await_registration_for=0 if register is None else 60, model_type="keras")
+    # MLflow prints "Successfully registered model ..." / "Created version ..." to stderr; kreg's console
+    # says it in its own line (and the parent's tag kreg.registered_model).
+    was = logging_utils.MLFLOW_LOGGING_STREAM.enabled
+    logging_utils.MLFLOW_LOGGING_STREAM.enabled = False
+    try:
+        with _tracking_uri(tracking_uri):
+            return Model.log(None, name=name, flavor=sys.modules[__name__], exported=exported, run_id=run_id,
+                             signature=signature(exported), input_example=example, registered_model_name=register,
+                             await_registration_for=0 if register is None else 60, model_type="keras")
+    finally:
+        logging_utils.MLFLOW_LOGGING_STREAM.enabled = was
 
 
 def link_metrics(client, run_id: str, model_id: str, metrics: dict) -> None:
