@@ -126,6 +126,7 @@ def log_answer(exported, tracking_uri: str, run_id: str, example=None, register:
     from mlflow.utils import logging_utils
 
     logging.getLogger("mlflow.models.model").setLevel(logging.ERROR)  # serving-input chatter
+    logging.getLogger("mlflow.tracking._model_registry.fluent").setLevel(logging.WARNING)  # "Created version"
     # MLflow prints "Successfully registered model ..." / "Created version ..." to stderr; kreg's console
     # says it in its own line (and the parent's tag kreg.registered_model).
     was = logging_utils.MLFLOW_LOGGING_STREAM.enabled
