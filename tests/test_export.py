@@ -215,3 +215,14 @@ def test_register_needs_a_name_and_a_refit():
         kreg.tune("mlp", "wine", register="", max_trials=1, epochs=1, verbose=0)
     with pytest.raises(ConfigError, match="refit"):
         kreg.tune("mlp", "wine", register="x", refit=False, max_trials=1, epochs=1, verbose=0)
+
+
+def test_a_pipeline_and_the_command_line_name_the_registry_entry_and_the_pruning():
+    from kreg.lab.config import parse_pipeline
+
+    cfg = parse_pipeline({"name": "x", "data": {"dataset": "wine"}, "model": {"type": "mlp"},
+                          "tracking": {"register_as": "wine_answer"}, "search": {"prune": "asha"}})
+    kwargs = cfg.tune_kwargs()
+    assert kwargs["register"] == "wine_answer" and kwargs["prune"]["rule"] == "asha"
+    overridden = cfg.with_overrides(register="other", prune="none").tune_kwargs()  # --register / --prune
+    assert overridden["register"] == "other" and overridden["prune"]["rule"] == "none"
