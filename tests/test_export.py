@@ -85,7 +85,7 @@ def test_regression_on_raw_units_predicts_in_target_units_in_a_fresh_process_and
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     summary = kreg.tune(build, kreg.data.from_arrays(x[:350], y[:350], x_test=x_test, y_test=y_test),
                         techniques={"l2": {"min": 1e-5, "max": 1e-2, "scale": "log"}}, tuner="random",
-                        max_trials=2, epochs=15, tracking_uri=uri, verbose=0, register="diabetes_answer")
+                        max_trials=2, epochs=8, tracking_uri=uri, verbose=0, register="diabetes_answer")
     figures = _refit_figures(uri, summary)
     # In this process: the model takes raw inputs and answers in the targets' units.
     here = summary.model.predict(x_test, verbose=0).reshape(-1)

@@ -109,6 +109,17 @@ def test_a_hopeless_trial_is_pruned_and_recorded_with_its_partial_curves(tmp_pat
     assert parent.data.tags["kreg.pruning"].startswith("1 of 2 trials pruned by ")
     assert summary.pruning == parent.data.tags["kreg.pruning"]
 
+    # What a worker (or a resumed search) judges a trial against: the ended trials of the search, whichever
+    # process trained them, read from the store (pruned ones say so), with their whole per-epoch curves.
+    from kreg.lab.tracking.mlflow import SearchTracker
+
+    other = SearchTracker(uri, summary.experiment)  # a fresh client, as in another process
+    other.parent_id = summary.parent_run_id
+    ended = other.ended_trial_curves("val_accuracy")
+    assert ended[baseline.run_id] == ("COMPLETED", pytest.approx(baseline.history["val_accuracy"]))
+    assert ended[hopeless.run_id] == ("PRUNED", pytest.approx(hopeless.history["val_accuracy"]))
+    assert other.ended_trial_curves("val_accuracy", known={baseline.run_id}).keys() == {hopeless.run_id}
+
 
 def test_no_pruning_trains_every_trial_to_the_end(tmp_path):
     summary, _ = _search(tmp_path, "none")
@@ -182,18 +193,3 @@ def test_a_cross_validated_hopeless_trial_stops_before_its_last_fold(tmp_path):
     assert MlflowClient(uri).get_run(summary.parent_run_id).data.metrics["pruned_epochs_saved"] == \
         pytest.approx((4 - done) / 8)  # the folds it did not train, of eight planned
 
-
-def test_other_processes_ended_trials_are_read_from_the_store(tmp_path):
-    """What a worker (or a resumed search) judges a trial against: the ended trials of the search, whichever
-    process trained them, read from the store (pruned ones say so), with their whole per-epoch curves."""
-    from kreg.lab.tracking.mlflow import SearchTracker
-
-    summary, uri = _search(tmp_path, {"rule": "median", "warmup_trials": 1, "warmup_epochs": 2})
-    other = SearchTracker(uri, summary.experiment)  # a fresh client, as in another process
-    other.parent_id = summary.parent_run_id
-    ended = other.ended_trial_curves("val_accuracy")
-    baseline, hopeless = summary.records
-    assert ended[baseline.run_id] == ("COMPLETED", pytest.approx(baseline.history["val_accuracy"]))
-    assert ended[hopeless.run_id] == ("PRUNED", pytest.approx(hopeless.history["val_accuracy"]))
-    assert len(ended[hopeless.run_id][1]) == hopeless.metrics["pruned_at_epoch"]
-    assert other.ended_trial_curves("val_accuracy", known={baseline.run_id}).keys() == {hopeless.run_id}
