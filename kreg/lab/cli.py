@@ -148,11 +148,11 @@ def _pruning(search, epochs: int) -> str:
         return "none: every trial trains to the end"
     if search.cv is not None or search.tuner == "hyperband":
         return f"{p.rule}, not applied: {'cross-validated trials' if search.cv else 'Hyperband brackets'} are not pruned by epoch"
-    if p.rule == "median":
-        warmup = p.warmup_epochs if p.warmup_epochs is not None else epochs // 3
-        return f"median rule, from epoch {warmup + 1}, once {p.warmup_trials} trials completed"
-    from kreg.lab.search.pruning import AshaRule
+    from kreg.lab.search.pruning import AshaRule, default_warmup_epochs
 
+    if p.rule == "median":
+        warmup = p.warmup_epochs if p.warmup_epochs is not None else default_warmup_epochs(epochs)
+        return f"median rule, from epoch {warmup + 1}, once {p.warmup_trials} trials completed"
     return f"ASHA, rungs at {AshaRule(p.min_epochs, p.eta).rungs(epochs)} epochs, the best 1/{p.eta} go on"
 
 

@@ -200,6 +200,12 @@ class Pruner:
         return "no pruning"
 
 
+def default_warmup_epochs(epochs: int) -> int:
+    """The median rule's default warm-up: a third of the epochs (regularized trials learn slower at first),
+    and at least one epoch."""
+    return max(1, epochs // 3)
+
+
 def pruner_for(search) -> Pruner | None:
     """The search's pruner, or None: pruning off, or Hyperband (which stops trials by its own brackets).
     A cross-validated search's pruner judges across folds (``by_fold``), never by epoch."""
@@ -207,7 +213,7 @@ def pruner_for(search) -> Pruner | None:
     if p.rule == "none" or settings.tuner == "hyperband":
         return None
     epochs = search.training.epochs
-    warmup_epochs = p.warmup_epochs if p.warmup_epochs is not None else epochs // 3
+    warmup_epochs = p.warmup_epochs if p.warmup_epochs is not None else default_warmup_epochs(epochs)
     folds = settings.cv.trainings if settings.cv is not None else 0
     return Pruner(p.rule, search.objective.direction, epochs, MedianRule(p.warmup_trials, warmup_epochs),
                   AshaRule(p.min_epochs, p.eta), folds=folds, one_se=settings.select == "one_se")
