@@ -262,6 +262,12 @@ def test_a_chief_that_cannot_open_its_store_stops_its_workers_and_exits(tmp_path
 
         class Unreachable(tracking.SearchTracker):  # this process only: the spawned workers open the store
             def __init__(self, *args, **kwargs):
+                # An event, not a clock: the store fails once both workers exist; their pids go to the test.
+                import time, psutil
+                while len(workers := [p for p in psutil.Process().children()
+                                      if "spawn_main" in " ".join(p.cmdline())]) < 2:
+                    time.sleep(0.05)
+                print("workers", *[p.pid for p in workers], flush=True)
                 raise tracking.StoreError(sys.argv[1], OSError("the store went away"))
 
         if __name__ == "__main__":  # the spawned workers import this file too
@@ -272,17 +278,13 @@ def test_a_chief_that_cannot_open_its_store_stops_its_workers_and_exits(tmp_path
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     proc = subprocess.Popen([sys.executable, str(script), uri], cwd=tmp_path, env=_env(tmp_path),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    chief = psutil.Process(proc.pid)
-    workers: list = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:  # the workers as they start
-        with contextlib.suppress(psutil.Error):
-            workers = [p for p in chief.children() if "spawn_main" in " ".join(p.cmdline())] or workers
-        time.sleep(0.1)
-    out, err = proc.communicate(timeout=60)  # before the fix: waited for its workers forever
+    out, err = proc.communicate(timeout=120)  # before the fix: waited for its workers forever
     assert proc.returncode == 1 and "the store went away" in err, err[-2000:]
-    assert len(workers) == 2
-    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in workers)
+    [pids] = [line.split()[1:] for line in out.splitlines() if line.startswith("workers ")]
+    assert len(pids) == 2
+    for pid in map(int, pids):  # stopped with the chief, not left behind
+        with contextlib.suppress(psutil.NoSuchProcess):
+            assert psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 
 def test_trials_failing_in_a_row_stop_a_parallel_search_as_they_stop_one_process(tmp_path):
