@@ -142,18 +142,19 @@ def _cmd_validate(args) -> int:
 
 
 def _pruning(search, epochs: int) -> str:
-    """How the pipeline prunes trials, in words (kreg.lab.search.pruning.pruner_for decides the same)."""
-    p = search.prune
-    if p.rule == "none":
-        return "none: every trial trains to the end"
-    if search.cv is not None or search.tuner == "hyperband":
-        return f"{p.rule}, not applied: {'cross-validated trials' if search.cv else 'Hyperband brackets'} are not pruned by epoch"
-    from kreg.lab.search.pruning import AshaRule, default_warmup_epochs
+    """How the pipeline prunes trials, in words: the pruner the search will build (``pruner_from``)."""
+    from kreg.lab.search.pruning import pruner_from
 
-    if p.rule == "median":
-        warmup = p.warmup_epochs if p.warmup_epochs is not None else default_warmup_epochs(epochs)
-        return f"median rule, from epoch {warmup + 1}, once {p.warmup_trials} trials completed"
-    return f"ASHA, rungs at {AshaRule(p.min_epochs, p.eta).rungs(epochs)} epochs, the best 1/{p.eta} go on"
+    pruner = pruner_from(search, epochs)
+    if pruner is None:
+        return ("none: every trial trains to the end" if search.prune.rule == "none" else
+                f"{search.prune.rule}, not applied: Hyperband stops trials by its own brackets")
+    if pruner.by_fold:
+        return pruner.describe()
+    if pruner.rule == "median":
+        return (f"median rule, from epoch {pruner.median.warmup_epochs + 1}, once {pruner.median.warmup_trials} "
+                "trials completed")
+    return f"ASHA, rungs at {pruner.asha.rungs(epochs)} epochs, the best 1/{pruner.asha.eta} go on"
 
 
 def _resume_command(args) -> str:

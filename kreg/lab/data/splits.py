@@ -118,6 +118,13 @@ class Standardization:
             return x
         return ((x - self.mean) / self.std).astype(np.float32)
 
+    def invert(self, x) -> np.ndarray:
+        """Standardized inputs back in their raw units (float64)."""
+        x = np.asarray(x, np.float64)
+        if self.mode == "none":
+            return x
+        return x * np.asarray(self.std, np.float64) + np.asarray(self.mean, np.float64)
+
     def as_dict(self) -> dict:
         if self.mode == "none":
             return {"mode": "none"}

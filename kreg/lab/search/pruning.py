@@ -209,13 +209,17 @@ def default_warmup_epochs(epochs: int) -> int:
 def pruner_for(search) -> Pruner | None:
     """The search's pruner, or None: pruning off, or Hyperband (which stops trials by its own brackets).
     A cross-validated search's pruner judges across folds (``by_fold``), never by epoch."""
-    p, settings = search.settings.prune, search.settings
+    return pruner_from(search.settings, search.training.epochs, search.objective.direction)
+
+
+def pruner_from(settings, epochs: int, direction: str = "max") -> Pruner | None:
+    """``pruner_for`` from the search settings alone (``kreg validate`` describes a pipeline's with it)."""
+    p = settings.prune
     if p.rule == "none" or settings.tuner == "hyperband":
         return None
-    epochs = search.training.epochs
     warmup_epochs = p.warmup_epochs if p.warmup_epochs is not None else default_warmup_epochs(epochs)
     folds = settings.cv.trainings if settings.cv is not None else 0
-    return Pruner(p.rule, search.objective.direction, epochs, MedianRule(p.warmup_trials, warmup_epochs),
+    return Pruner(p.rule, direction, epochs, MedianRule(p.warmup_trials, warmup_epochs),
                   AshaRule(p.min_epochs, p.eta), folds=folds, one_se=settings.select == "one_se")
 
 

@@ -203,10 +203,7 @@ def raw_example(splits, rows: int = 5):
     axis kreg added removed, and for tables a DataFrame of the source columns (categories decoded)."""
     if not getattr(splits, "in_memory", False):
         return None
-    x = np.asarray(splits.x_test[:rows], np.float64)
-    scaler = splits.scaler
-    if scaler.mode != "none":
-        x = x * np.asarray(scaler.std, np.float64) + np.asarray(scaler.mean, np.float64)
+    x = splits.scaler.invert(splits.x_test[:rows])
     encoder = splits.encoder
     if encoder is None:
         raw_shape = tuple(splits.raw_shape) if splits.raw_shape is not None else tuple(splits.spec.shape)
