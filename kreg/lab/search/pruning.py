@@ -193,8 +193,9 @@ class Pruner:
             bar = "the incumbent minus one SE" if self.one_se else "the incumbent"
             return f"a paired t-test across folds against {bar}, alpha {self.fold.alpha}"
         if self.rule == "median":
-            return (f"the median rule (after {self.median.warmup_epochs} epochs, once {self.median.warmup_trials} "
-                    "trials completed)")
+            w = self.median.warmup_epochs
+            return f"the median rule (after {w} epoch{'' if w == 1 else 's'}, once {self.median.warmup_trials} " \
+                   "trials completed)"
         if self.rule == "asha":
             return f"ASHA (rungs at {self.asha.rungs(self.max_epochs)} epochs, eta {self.asha.eta})"
         return "no pruning"
