@@ -1,5 +1,6 @@
 """Precise batch-norm statistics: kreg.training.recompute_batch_norm_statistics, PreciseBatchNorm, the lab's switch."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -172,3 +173,89 @@ def test_callback_recomputes_before_each_validation_and_at_the_end():
     final = model.evaluate(xv, yv, verbose=0, return_dict=True)
     assert final["accuracy"] == pytest.approx(history.history["val_accuracy"][-1])
     assert final["loss"] == pytest.approx(history.history["val_loss"][-1], rel=1e-4)
+
+
+def test_collapse_diagnosis_names_what_is_left_once_the_statistics_are_precise():
+    from kreg.lab.analysis.diagnoses import diagnose
+
+    history = {"accuracy": [0.9, 1.0], "train_accuracy": [0.3, 0.33]}
+    plain = diagnose(history, {"kept_epoch": 2}, "accuracy")[0]
+    assert "have not converged" in plain["advice"] and "precise_bn" in plain["advice"]
+    precise = diagnose(history, {"kept_epoch": 2, "precise_bn_layers": 3, "precise_bn_examples": 28}, "accuracy")[0]
+    assert precise["kind"] == "inference_collapse" and "(3 layers, 28 examples)" in precise["evidence"]
+    assert "have not converged" not in precise["advice"] and "only 28 examples" in precise["advice"]
+
+
+def test_precise_bn_setting_is_checked_before_any_work(tmp_path):
+    from kreg.lab.config import parse_pipeline
+    from kreg.lab.errors import ConfigError
+
+    x, y = series(48, 0)
+    for bad in ("yes", 1, None):
+        with pytest.raises(ConfigError, match="precise_bn") as info:
+            kreg.tune(fcn, kreg.data.from_arrays(x, y), precise_bn=bad, max_trials=1, epochs=1, verbose=0,
+                      tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+        assert info.value.field == "precise_bn" and info.value.value == bad
+    assert not (tmp_path / "mlflow.db").exists()
+    base = {"name": "t", "data": {"dataset": "wine"}, "model": {"type": "mlp"}, "training": {"precise_bn": "on"}}
+    with pytest.raises(ConfigError) as info:
+        parse_pipeline(base)
+    assert info.value.field == "training.precise_bn"
+    base["training"]["precise_bn"] = False
+    assert parse_pipeline(base).training.precise_bn is False
+
+
+_FRESH = """
+import json, sys
+import keras
+import kreg
+model = keras.saving.load_model(sys.argv[1])
+bns = [l for l in model._flatten_layers(include_self=False, recursive=True)
+       if isinstance(l, keras.layers.BatchNormalization)]
+print(json.dumps([keras.ops.convert_to_numpy(l.moving_mean).tolist() for l in bns]))
+"""
+
+
+def test_search_answer_carries_the_recomputed_statistics(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from kreg.lab.search.tune import prepare
+    from kreg.lab.trial.procedures import precise_bn
+    from kreg.lab.trial.refit import pooled_search
+    from kreg.training.precise_bn import batch_norm_layers
+
+    x, y = series(96, 0)
+    xt, yt = series(30, 1)
+    data = kreg.data.from_arrays(x, y, x_test=xt, y_test=yt)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    args = dict(techniques={}, max_trials=1, epochs=3, batch_size=32, cv=False, tuner="random", learning_rate=0.03,
+                verbose=0)
+    summary = kreg.tune(fcn, data, tracking_uri=uri, experiment="precise", **args)
+    client = MlflowClient(uri)
+    trial = client.get_run(summary.baseline.run_id)
+    assert trial.data.tags["kreg.precise_bn"].startswith("on (2 layers, "), trial.data.tags["kreg.precise_bn"]
+    assert summary.baseline.metrics["precise_bn_layers"] == 2
+    # The answer's statistics are those of its final weights over the pooled training data: recomputing
+    # them again (same weights, data, seed and batch size) changes nothing.
+    bns = batch_norm_layers(summary.model)
+    saved = [values([l.moving_mean, l.moving_variance]) for l in bns]
+    assert len(bns) == 2
+    # precise_bn=False: the same search (prepare resolves what tune would), Keras' moving averages as they are.
+    search = prepare(fcn, data, tracking_uri=uri, experiment="precise-check", precise_bn=False, **args).search
+    assert search.training.precise_bn is False
+    batch_size = summary.answer.refit.plan.batch_size or search.training.batch_size
+    recompute_batch_norm_statistics(summary.answer.refit.model, pooled_search(search).splits.x_train,
+                                    batch_size=batch_size, seed=search.seed)
+    for layer, (mean, variance) in zip(bns, saved):
+        np.testing.assert_allclose(values([layer.moving_mean])[0], mean, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(values([layer.moving_variance])[0], variance, rtol=1e-5, atol=1e-6)
+    path = client.download_artifacts(summary.parent_run_id, "model/model.keras", str(tmp_path))
+    proc = subprocess.run([sys.executable, "-c", _FRESH, path], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    fresh = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert sorted(map(tuple, fresh)) == sorted(tuple(m.tolist()) for m, _ in saved)
+    callback, tag = precise_bn(search, summary.answer.refit.model, search.splits, batch_size, seed=0)
+    assert callback is None and tag == "off (training.precise_bn: false)"  # fit_plan adds no callback, tags this
+    on, _ = precise_bn(dataclasses.replace(search, training=search.training.model_copy(update={"precise_bn": "auto"})),
+                       summary.answer.refit.model, search.splits, batch_size, seed=0)
+    assert on is not None and on.every == 1 and on.batch_size == batch_size

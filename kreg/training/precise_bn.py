@@ -61,16 +61,16 @@ def _is_arrays(x) -> bool:
 
 
 def _input_batches(data, batch_size: int, max_batches: int, max_examples: int, seed: int):
-    """Input batches: arrays shuffled by ``seed`` (a fixed sample of at most ``max_examples``, full
-    batches of ``batch_size`` when there is at least one), or the batches of a dataset / iterable as
-    they come, up to ``max_batches`` batches and about ``max_examples`` examples."""
+    """Input batches: arrays shuffled by ``seed`` (a fixed sample of at most ``max_examples`` in batches of
+    ``batch_size``; a last batch under half that size is left out), or the batches of a dataset / iterable
+    as they come, up to ``max_batches`` batches and about ``max_examples`` examples."""
     x = data[0] if isinstance(data, tuple) and data and _is_arrays(data[0]) else data  # (x, y[, sample_weight])
     if _is_arrays(x):
         n = len(_first_leaf(x))
         order = np.random.default_rng(seed).permutation(n)[:max_examples]
         count = len(order)
-        if count >= batch_size:
-            count -= count % batch_size  # equal batches: a small last one would weigh as much as a full one
+        if count % batch_size and count > batch_size and count % batch_size < batch_size / 2:
+            count -= count % batch_size  # a last batch under half the others would weigh as much, noisier
         order = order[:count]
         for b, start in enumerate(range(0, count, batch_size)):
             if b >= max_batches:

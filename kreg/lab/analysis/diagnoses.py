@@ -8,7 +8,10 @@ honest inference-mode ``train_*``, ``val_*``, ``gap_*``) and its end figures:
   inference-mode one on the same training data. Overfitting cannot do that
   (both see the training set); the usual cause is batch normalization whose
   moving statistics have not converged (few steps, small batches, a high
-  momentum), or inference-time noise.
+  momentum), or inference-time noise. With precise batch-norm statistics on
+  (``training.precise_bn``, the default for models with BatchNormalization)
+  the statistics are those of the final weights, and the diagnosis names
+  what is left.
 - ``validation_better_than_train``: the validation figure is clearly better
   than the honest training figure: an easier or tiny validation split,
   duplicates across splits, or heavy regularization that only hurts the fit.
@@ -42,6 +45,28 @@ def _relative(metric: str, value: float, reference: float) -> float:
     return (reference - value) / max(abs(reference), 1e-12)  # positive: value is better (lower)
 
 
+def _precise_evidence(metrics: dict) -> str:
+    layers, examples = metrics.get("precise_bn_layers"), metrics.get("precise_bn_examples")
+    if not layers:
+        return ""
+    return f", with precise batch-norm statistics ({int(layers)} layers, {int(examples)} examples)"
+
+
+def _collapse_advice(metrics: dict) -> str:
+    if metrics.get("precise_bn_layers"):
+        # The moving statistics were re-estimated with the final weights before every validation: not the cause.
+        examples = int(metrics.get("precise_bn_examples") or 0)
+        return ("not overfitting, and not unconverged batch-norm statistics (re-estimated with the final weights): "
+                "with small batches each example was normalized by its own batch's few examples, which population "
+                "statistics do not reproduce (use larger batches, or LayerNormalization / GroupNormalization)"
+                + (f"; the statistics came from only {examples} examples" if examples < 100 else "")
+                + "; otherwise look for a layer that behaves differently at inference (a custom layer's `training` "
+                  "branch, noise or stochastic depth whose inference scaling differs)")
+    return ("not overfitting: if the model has BatchNormalization, its moving statistics have not converged "
+            "(precise_bn re-estimates them with the final weights, on by default; else train longer, lower its "
+            "momentum, e.g. 0.9, or use larger batches); otherwise look for noise that is on at inference")
+
+
 def diagnose(history: dict, metrics: dict, metric: str) -> list[dict]:
     """The diagnoses that apply to one trial (``metric``: the task's headline metric)."""
     found = []
@@ -53,10 +78,8 @@ def diagnose(history: dict, metrics: dict, metric: str) -> list[dict]:
             found.append({
                 "kind": "inference_collapse",
                 "evidence": f"training-mode {metric} {r:.3f} but inference-mode training {metric} {h:.3f} at "
-                            f"epoch {kept} (same training data)",
-                "advice": "not overfitting: if the model has BatchNormalization, its moving statistics have not "
-                          "converged (train longer, lower its momentum, e.g. 0.9, or use larger batches); "
-                          "otherwise look for noise that is on at inference"})
+                            f"epoch {kept} (same training data)" + _precise_evidence(metrics),
+                "advice": _collapse_advice(metrics)})
     train, val = metrics.get(f"train_{metric}"), metrics.get(f"val_{metric}")
     if train is not None and val is not None and all(map(math.isfinite, (train, val))):
         margin = _relative(metric, val, train)

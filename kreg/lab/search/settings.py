@@ -31,6 +31,13 @@ Int = Annotated[int, _not_text_or_bool("an integer")]
 Float = Annotated[float, _not_text_or_bool("a number")]
 
 
+def _auto_or_bool(value):
+    """``"auto"``, ``true`` or ``false``; 1 or ``"yes"`` are not switches."""
+    if (isinstance(value, str) and value == "auto") or isinstance(value, bool):
+        return value
+    raise ValueError("'auto', true or false")
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -42,6 +49,9 @@ class Training(Strict):
     batch_size: Int = Field(default=64, ge=1)
     learning_rate: Float = Field(default=1e-3, gt=0)
     optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
+    # Batch-norm statistics re-estimated with the final weights (``kreg.training.recompute_batch_norm_statistics``)
+    # before each validation and at the end of training: "auto" (on when the model has BatchNormalization), or off.
+    precise_bn: Annotated[Literal["auto", True, False], BeforeValidator(_auto_or_bool)] = "auto"
 
     def settings(self) -> dict:
         """The values of the tunable settings, for the plan and the hyperparameters' defaults."""

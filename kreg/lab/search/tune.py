@@ -250,7 +250,7 @@ class Prepared:
 
 
 def prepare(model, data, *, techniques: dict | None = None, exclusive=(), max_active: int | None = None,
-            epochs: int = 30, batch_size: int = 64, learning_rate: float = 1e-3, optimizer: str = "adam",
+            epochs: int = 30, batch_size: int = 64, learning_rate: float = 1e-3, optimizer: str = "adam", precise_bn="auto",
             tuner: str = "bayesian", max_trials: int = 10, objective: str | None = None, gap_penalty: float = 1.0,
             initial_points: int | None = None, hyperband_factor: int = 3, max_consecutive_failed_trials: int = 3,
             cv=None, repeats: int | None = None, select: str = "best", refit: bool = True,
@@ -283,7 +283,8 @@ def prepare(model, data, *, techniques: dict | None = None, exclusive=(), max_ac
         raise ConfigError("tracking.register_as" if source else "register", register,
                           "refit: true as well (the registered model is the refit answer)")
     training = build(Training, dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                                    optimizer=optimizer), source=source, prefix="training." if source else "")
+                                    optimizer=optimizer, precise_bn=precise_bn), source=source,
+                     prefix="training." if source else "")
     if repeats is not None:  # kreg.tune(cv=5, repeats=3): the YAML's search.cv.repeats
         if cv is None or cv is False:
             raise ConfigError("repeats", repeats, "cv= as well (repeats of what? e.g. cv=5, repeats=3)")
@@ -349,7 +350,7 @@ def prepare(model, data, *, techniques: dict | None = None, exclusive=(), max_ac
 
 @signals.owning_signals
 def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_active: int | None = None,
-         epochs: int = 30, batch_size: int = 64, learning_rate: float = 1e-3, optimizer: str = "adam",
+         epochs: int = 30, batch_size: int = 64, learning_rate: float = 1e-3, optimizer: str = "adam", precise_bn="auto",
          tuner: str = "bayesian", max_trials: int = 10, objective: str | None = None, gap_penalty: float = 1.0,
          initial_points: int | None = None, hyperband_factor: int = 3, max_consecutive_failed_trials: int = 3,
          cv=None, repeats: int | None = None, select: str = "best", refit: bool = True,
@@ -383,6 +384,11 @@ def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_activ
         exclusive: Groups of techniques of which at most one is on.
         max_active: At most this many techniques in one trial.
         epochs, batch_size, learning_rate, optimizer: How every trial trains.
+        precise_bn: ``"auto"`` (default): a model with BatchNormalization gets
+            its statistics re-estimated with the final weights over the
+            training split (``kreg.training.recompute_batch_norm_statistics``)
+            before every validation and at the end; ``False``: Keras' moving
+            averages as they are.
         tuner: ``"random"``, ``"bayesian"``, ``"hyperband"`` or ``"grid"``.
         max_trials: Trials, the baseline (trial 0) included.
         objective: ``val_<metric>`` of the task or ``"gap_penalized"``

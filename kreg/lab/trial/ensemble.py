@@ -19,7 +19,7 @@ import numpy as np
 
 from kreg.callbacks.gap import penalized_loss
 from kreg.lab.trial.fit import Diverged, SignalCheckpoint, StopOnNaN
-from kreg.lab.trial.procedures import build_for_plan, procedure_callbacks, train_data
+from kreg.lab.trial.procedures import build_for_plan, precise_bn, procedure_callbacks, train_data
 from kreg.training import error_decomposition
 from kreg.training.ensemble import _quiet_retracing
 
@@ -35,6 +35,8 @@ def train_members(search, plan, epochs: int, train_sample, seed: int) -> list:
         model, _ = build_for_plan(resampled, plan, seed=member_seed)
         data, mixers = train_data(resampled.splits, plan, batch_size, member_seed)
         callbacks, _, _ = procedure_callbacks(plan, model, epochs, train_sample, mixers)
+        precise, _ = precise_bn(resampled, model, resampled.splits, batch_size, member_seed, every=None)
+        callbacks += [precise] if precise is not None else []  # after SWA: the statistics of the final weights
         history = model.fit(data, epochs=epochs, shuffle=False, verbose=0,
                             callbacks=[SignalCheckpoint(), StopOnNaN(), *callbacks])
         if not np.all(np.isfinite(history.history["loss"])):

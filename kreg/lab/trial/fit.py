@@ -1,8 +1,8 @@
 """Fit one plan: build and compile the model, assemble the callbacks, train.
 
 Callback order matters: the honest gap first (the others read its figures),
-then the monitors, the plan's procedures, early stopping, and the caller's
-own (the epoch logger) last. Under early stopping with ``restore_best`` and
+then the monitors, the plan's procedures, early stopping, precise batch-norm
+statistics, and the caller's own (the epoch logger) last. Under early stopping with ``restore_best`` and
 SWA, SWA runs after early stopping restores its weights, so the average wins.
 """
 
@@ -15,7 +15,7 @@ import keras
 
 from kreg.callbacks import GeneralizationGap, SharpnessProbe, WeightMonitor
 from kreg.lab.search import signals
-from kreg.lab.trial.procedures import build_for_plan, procedure_callbacks, train_data
+from kreg.lab.trial.procedures import build_for_plan, precise_bn, precise_bn_tag, procedure_callbacks, train_data
 
 
 class Diverged(RuntimeError):
@@ -50,6 +50,8 @@ class Fitted:
     early: object | None
     swa: object | None
     scheduled: int
+    precise_bn: object | None = None  # the PreciseBatchNorm callback (None: off, or no BatchNormalization)
+    precise_bn_tag: str = ""  # what the trial run's tag kreg.precise_bn says
 
 
 def monitors(search, train_sample) -> list:
@@ -83,6 +85,12 @@ def fit_plan(search, plan, epochs: int, train_sample, *, seed: int, last_callbac
     if swa is not None and early is not None:
         callbacks.remove(swa)
         callbacks.append(swa)
+    # Precise batch-norm statistics: before each validation (Keras validates before any on_epoch_end, so the
+    # gap, early stopping and pruning read figures of these statistics), and at the end after early stopping
+    # restored its weights and SWA averaged (end hooks run in list order): the end figures and the saved model.
+    precise, precise_tag = precise_bn(search, model, splits, plan.batch_size or search.training.batch_size, seed)
+    if precise is not None:
+        callbacks.append(precise)
     callbacks += list(last_callbacks)
     history = model.fit(data, validation_data=splits.eval_dataset("validation"), epochs=epochs,
                         callbacks=callbacks, shuffle=False, verbose=0)  # the tf.data pipeline shuffles itself
@@ -91,4 +99,4 @@ def fit_plan(search, plan, epochs: int, train_sample, *, seed: int, last_callbac
     if not losses or any(not math.isfinite(x) for x in losses):
         bad = next((i + 1 for i, x in enumerate(losses) if not math.isfinite(x)), len(losses))
         raise Diverged(f"training loss became NaN or infinite at epoch {bad}")
-    return Fitted(model, built, hist, gap, early, swa, scheduled)
+    return Fitted(model, built, hist, gap, early, swa, scheduled, precise, precise_bn_tag(precise, precise_tag))

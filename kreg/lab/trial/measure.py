@@ -66,6 +66,10 @@ def final_metrics(fitted, search) -> dict:
         val = {k: hist[k][kept - 1] for k in hist if k.startswith("val_")}
     for name, value in test.items():  # every compiled metric (e.g. ece)
         metrics[f"test_{name}"] = value
+    precise = getattr(fitted, "precise_bn", None)
+    if precise is not None and precise.result is not None:  # what the inference_collapse diagnosis can rule out
+        metrics["precise_bn_layers"] = precise.result.layers
+        metrics["precise_bn_examples"] = precise.result.examples
     for name in task.metric_names():
         if f"val_{name}" in val:
             metrics[f"val_{name}"] = val[f"val_{name}"]

@@ -16,7 +16,8 @@ from kreg.augment import mix_batches, mixing_layers
 from kreg.callbacks import SWA, RegularizationSchedule, schedulable_objects
 from kreg.callbacks.schedule import KINDS
 from kreg.lab.models.compile import compile_model
-from kreg.training import SAM
+from kreg.training import SAM, PreciseBatchNorm
+from kreg.training.precise_bn import DEFAULT_MAX_EXAMPLES, batch_norm_layers
 
 
 def build_for_plan(search, plan, seed: int):
@@ -64,3 +65,28 @@ def procedure_callbacks(plan, model, epochs: int, bn_data, mixers=()) -> tuple[l
         swa = SWA(start_epoch=min(epochs - 1, int(plan.swa.start * epochs)), bn_data=bn_data[0])
         callbacks.append(swa)
     return callbacks, swa, scheduled
+
+
+def precise_bn(search, model, splits, batch_size: int, seed: int, every: int | None = 1):
+    """``(callback, tag)``: the ``PreciseBatchNorm`` that ``training.precise_bn`` asks for (None when off or
+    when the model has no BatchNormalization), and what the trial run's tag ``kreg.precise_bn`` says.
+
+    The statistics come from the training split's inputs as inference sees them (no MixUp / CutMix), at most
+    ``DEFAULT_MAX_EXAMPLES`` of them (a seeded sample, the same every time), in batches of the training batch
+    size. ``every=1``: also before every validation, so each epoch's validation figures (the objective, early
+    stopping, pruning) and the honest gap are measured with the statistics of that epoch's weights.
+    """
+    if search.training.precise_bn is False:
+        return None, "off (training.precise_bn: false)"
+    if not batch_norm_layers(model):
+        return None, "off (no BatchNormalization layer)"
+    data = splits.x_train if splits.in_memory else splits.train_sample(DEFAULT_MAX_EXAMPLES)[0]
+    return PreciseBatchNorm(data, every=every, batch_size=batch_size, seed=seed), "on"
+
+
+def precise_bn_tag(callback, tag: str) -> str:
+    """The tag once training ended: ``on (3 layers, 28 examples in 1 batch; before each validation)``."""
+    if callback is None or callback.result is None:
+        return tag
+    when = "before each validation and at the end" if callback.every else "at the end of training"
+    return f"on ({callback.result.describe()}; {when})"

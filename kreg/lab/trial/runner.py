@@ -234,6 +234,8 @@ class TrialRunner:
 
     def _placements(self, record, fitted, run):
         record.placements = fitted.built.placements
+        if run is not None and fitted.precise_bn_tag:  # "on (3 layers, 28 examples in 1 batch; ...)" or "off (...)"
+            run.set_tags({"kreg.precise_bn": fitted.precise_bn_tag})
         if run is not None and record.placements:
             # The runs table shows it at a glance; placements.json has the whole lists.
             run.set_tags({"kreg.placements": "; ".join(
