@@ -76,7 +76,7 @@ def test_softmax_and_logits_outputs_train_alike(tmp_path, activation):
         h = keras.layers.Dense(16, activation="relu")(keras.layers.Flatten()(inp))
         return keras.Model(inp, keras.layers.Dense(3, activation=activation)(h))
 
-    result = kreg.tune(build, data, max_trials=1, epochs=3, tuner="random", learning_rate=0.01,
+    result = kreg.tune(build, data, techniques={}, max_trials=1, epochs=3, tuner="random", learning_rate=0.01,
                        tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", experiment="heads")
     m = result.baseline.metrics
     assert m["train_accuracy"] > 0.6  # learnable data: a wrong from_logits would stall it
@@ -299,7 +299,7 @@ def test_heads_read_from_their_outputs(tmp_path):
         return keras.Model(inp, keras.ops.softmax(keras.layers.Dense(2)(keras.layers.Dense(8, activation="relu")(inp))))
 
     for build in (logit, op_softmax):
-        result = kreg.tune(build, data, max_trials=1, epochs=20, learning_rate=0.05, verbose=0,
+        result = kreg.tune(build, data, techniques={}, max_trials=1, epochs=20, learning_rate=0.05, verbose=0,
                            tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", experiment=build.__name__)
         m = result.baseline.metrics
         assert m["train_accuracy"] > 0.8, build.__name__  # a misread head would not learn

@@ -660,6 +660,63 @@ def regularize(model, plan, *, modality=None, seed=0) -> keras.Model:
     return apply_plan(model, plan, modality=modality, seed=seed).model
 
 
+@dataclasses.dataclass(frozen=True)
+class Parts:
+    """What a model offers the structural techniques (``model_parts``), read from its graph.
+
+    Attributes:
+        graph: A Functional or Sequential model: structural techniques can be placed in it.
+        kernels: It has kernel layers (weight penalties have somewhere to go).
+        hidden_conv: Hidden convolution blocks (spatial dropout, DropBlock).
+        hidden_dense: Hidden Dense blocks (dropout, DropConnect).
+        unnormalized: A hidden block without a normalization layer (batch norm has a place).
+        normalized: A hidden block with a normalization layer.
+        float_input: A float input (input noise, augmentation).
+        present: Regularization the model carries already: ``"dropout"``, ``"spatial_dropout"``,
+            ``"input_noise"``, ``"penalty"`` (a kernel regularizer).
+    """
+
+    graph: bool
+    kernels: bool = False
+    hidden_conv: bool = False
+    hidden_dense: bool = False
+    unnormalized: bool = False
+    normalized: bool = False
+    float_input: bool = False
+    present: frozenset = frozenset()
+
+
+def model_parts(model) -> Parts:
+    """What ``model`` offers the structural techniques (reads the graph as ``check_structural`` does).
+
+    Example:
+        >>> model_parts(mlp).hidden_dense
+        True
+    """
+    if not _is_graph_model(model) or not getattr(model, "inputs", None):
+        return Parts(graph=False)
+    graph = _analyze(model)
+    blocks = [b for g in graph.walk() for b in g.blocks]
+    hidden = [b for b in blocks if b.hidden]
+    present = set()
+    kinds = {"spatial_dropout": (keras.layers.SpatialDropout1D, keras.layers.SpatialDropout2D,
+                                 keras.layers.SpatialDropout3D),
+             "dropout": (keras.layers.Dropout, keras.layers.AlphaDropout, keras.layers.GaussianDropout),
+             "input_noise": (keras.layers.GaussianNoise,)}
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        for name, types in kinds.items():
+            if isinstance(layer, types) and not (name == "dropout" and isinstance(layer, kinds["spatial_dropout"])):
+                present.add(name)
+        if any(getattr(layer, f"{key}_regularizer", None) is not None for key in ("kernel", "depthwise", "pointwise")):
+            present.add("penalty")
+    return Parts(
+        graph=True, kernels=bool(blocks), hidden_conv=any(b.is_conv for b in hidden),
+        hidden_dense=any(isinstance(b.kernel, _DENSE) for b in hidden),
+        unnormalized=any(not b.has_norm for b in hidden), normalized=any(b.has_norm for b in hidden),
+        float_input=any(_is_float(x) for x in model.inputs), present=frozenset(present),
+    )
+
+
 def output_activation(model) -> str:
     """``"softmax"``, ``"sigmoid"`` or ``"linear"``: what the model's (first) output is.
 

@@ -74,8 +74,12 @@ def _parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check a pipeline file and show its search space")
     validate.add_argument("pipeline")
 
-    sub.add_parser("techniques", help="list every technique the search offers: parameters, what it acts on, "
-                                      "which data and tasks it fits")
+    techniques = sub.add_parser("techniques", help="list every technique the search offers: parameters, what it "
+                                                   "acts on, which data and tasks it fits")
+    techniques.add_argument("--for", dest="pipeline", metavar="PIPELINE",
+                            help="print the space kreg searches for this pipeline's model and data when "
+                                 "search.techniques is absent: each technique, its range, why and the source")
+
 
     study = sub.add_parser("study", help="measure one of the seeds' claims on a model and data (a learning "
                                          "curve, ensemble size...) and log it to MLflow with its plot")
@@ -131,6 +135,9 @@ def _cmd_validate(args) -> int:
           + (", refit on training + validation and compared with the baseline" if search.refit else ", no refit"))
     print(f"  pruning: {_pruning(search, cfg.training.epochs)}")
     space = search.space(args.pipeline)
+    if search.default_space:
+        print(f"  techniques: none given, so kreg's default space for the model and data "
+              f"(`kreg techniques --for {args.pipeline}` prints it)")
     for c in space.candidates:
         kind = "switchable" if c.optional else "always on"
         print(f"    {c.name:<22} {kind:<11} {c.spec_dict()}")
@@ -251,6 +258,8 @@ def _cmd_worker(args) -> int:
 
 
 def _cmd_techniques(args) -> int:
+    if getattr(args, "pipeline", None):
+        return _default_space_for(args.pipeline)
     from kreg.lab.techniques import MODALITIES, REGISTRY, TASKS, REQUIRED
 
     print(f"{'technique':<24} {'parameters (kind, default)':<44} {'acts on':<10} fits")
@@ -266,6 +275,24 @@ def _cmd_techniques(args) -> int:
             fits.append({"conv": "models with convolutions", "hidden_dense": "models with hidden dense layers"}[t.needs])
         print(f"{t.name:<24} {params:<44} {t.acts_on:<10} {'; '.join(fits) or 'any'}")
         print(f"{'':<24} {t.summary}")
+    return 0
+
+
+def _default_space_for(pipeline: str) -> int:
+    """``kreg techniques --for PIPELINE``: the default space for the pipeline's model and data (builds the
+    baseline model once; trains nothing, writes nothing to MLflow)."""
+    cfg = load_pipeline(pipeline)
+    kwargs = cfg.tune_kwargs(source=pipeline)
+    from kreg.lab.search.default_space import explain
+
+    with import_paths(cfg.base, Path.cwd()):
+        found = explain(kwargs["model"], kwargs["data"], model_args=kwargs["model_args"],
+                        tuner=kwargs["tuner"], max_active=cfg.search.max_active if cfg.search.default_space else None,
+                        seed=kwargs["seed"])
+    print(f"{pipeline}: " + ("search.techniques is absent: `kreg tune` searches kreg's default space"
+                             if cfg.search.default_space else
+                             "the pipeline searches its own space (search.techniques); without it, kreg would search"))
+    print("\n".join(found.lines()))
     return 0
 
 

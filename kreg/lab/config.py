@@ -147,13 +147,19 @@ class SearchConfig(SearchSettings):
 
     max_active: Int | None = Field(default=None, ge=0)
     exclusive: list[list[str]] = Field(default_factory=list)
-    techniques: dict[str, Any] = Field(default_factory=dict)
+    techniques: dict[str, Any] | None = None  # absent: kreg's default space for the model and data; {}: none
+
+    @property
+    def default_space(self) -> bool:
+        """No ``techniques``: kreg picks the space from the model and the data (``kreg techniques --for``)."""
+        return self.techniques is None
+
 
     def settings(self) -> SearchSettings:
         return SearchSettings(**self.model_dump(include=set(SearchSettings.model_fields)))
 
     def space(self, source: str | None = None) -> SearchSpace:
-        return SearchSpace.from_dict(self.techniques, exclusive=self.exclusive, max_active=self.max_active,
+        return SearchSpace.from_dict(self.techniques or {}, exclusive=self.exclusive, max_active=self.max_active,
                                      field="search", source=source)
 
 
@@ -225,7 +231,9 @@ class PipelineConfig(Strict):
         model = self.model.type or self.model.builder
         return dict(
             model=model, model_args=self.model.capacity() if self.model.type else (self.model.args or None),
-            data=self.data.spec(self.base), techniques=self.search.space(source),
+            data=self.data.spec(self.base),
+            techniques=None if self.search.default_space else self.search.space(source),
+            **({"max_active": self.search.max_active} if self.search.default_space else {}),
             **self.training.model_dump(), **self.search.settings().model_dump(), monitor=self.monitor,
             train_eval_samples=self.data.train_eval_samples, seed=self.seed, name=self.name,
             experiment=self.experiment_name(), tracking_uri=self.tracking.tracking_uri,

@@ -177,6 +177,9 @@ class SearchSpace:
     candidates: tuple[Candidate, ...] = ()
     exclusive: tuple[tuple[str, ...], ...] = ()
     max_active: int | None = None
+    # Where the space came from, shown on the console and in the parent run's description: kreg's default
+    # space says so ("default space for ...: ..."); empty for a space the user wrote.
+    origin: str = dataclasses.field(default="", compare=False)
 
     @classmethod
     def from_dict(cls, techniques: dict | None, *, exclusive=(), max_active=None, field: str | None = "search",

@@ -191,10 +191,12 @@ def resolve_objective(objective: str | None, task, field: str = "objective") -> 
     return Objective(objective, task.direction(objective))
 
 
-def _preflight(search: Search) -> str | None:
+def _preflight(search: Search, choose_space=None) -> tuple[str | None, Search]:
     """Builds the baseline and the largest plan of the space once: misfits fail here, before any run.
 
-    Returns a digest of the baseline model's structure (part of what a resume must match).
+    ``choose_space(search, built)``, given, picks the space from the built baseline (kreg's default space)
+    before the largest plan is built. Returns a digest of the baseline model's structure (part of what a
+    resume must match) and the search with its space.
     """
     import keras
 
@@ -203,8 +205,8 @@ def _preflight(search: Search) -> str | None:
 
     settings = search.training.settings()
     structures = []
-    for label, plan in (("the baseline", RegularizationPlan(**settings)),
-                        ("the largest plan of the space", search.space.largest_plan(settings))):
+    for label in ("the baseline", "the largest plan of the space"):
+        plan = search.space.largest_plan(settings) if structures else RegularizationPlan(**settings)
         try:
             built = search.model.build(search.splits.spec, plan, seed=search.seed)
         except ConfigError:
@@ -215,8 +217,12 @@ def _preflight(search: Search) -> str | None:
         search.model.check_output(built, search.task, search.splits.spec)
         _check_head(search, built.output_activation)
         structures.append(model_structure(built.model))
+        if choose_space is not None and len(structures) == 1:
+            search = dataclasses.replace(search, space=choose_space(search, built))
         keras.backend.clear_session()
-    return structures[0]
+    return structures[0], search
+
+
 
 
 def _check_head(search: Search, activation: str) -> None:
@@ -237,6 +243,13 @@ def _check_folds(cv, splits, seed: int, field: str) -> None:
         raise ConfigError(field, cv.model_dump(), "no cross-validation with streamed tf.data sources (there is no "
                           "pool to fold): use the holdout validation split, or in-memory data")
     cross_validation_splits(splits, cv.folds, cv.repeats, seed=seed, scheme=cv.scheme)  # DataError if not
+
+
+def _default_space(max_active: int | None):
+    """Picks kreg's default space from the built baseline (``default_space``), for ``_preflight``."""
+    from kreg.lab.search.default_space import for_search
+
+    return lambda search, built: for_search(search, built, max_active=max_active)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -297,8 +310,12 @@ def prepare(model, data, *, techniques: dict | None = None, exclusive=(), max_ac
         source=source, prefix="search." if source else "")
     monitor = monitor if isinstance(monitor, Monitor) else build(Monitor, monitor or {}, source=source,
                                                                   prefix="monitor.")
+    default = techniques is None or (isinstance(techniques, str) and techniques == "auto")  # kreg's default space
+    if default and exclusive:
+        raise ConfigError(f"{field}.exclusive" if field else "exclusive", exclusive,
+                          "techniques as well (the groups name techniques of your own space)", source)
     space = techniques if isinstance(techniques, SearchSpace) else SearchSpace.from_dict(
-        techniques, exclusive=exclusive, max_active=max_active, field=field, source=source)
+        {} if default else techniques, exclusive=exclusive, max_active=max_active, field=field, source=source)
     if train_eval_samples is not None and (isinstance(train_eval_samples, bool)
                                            or not isinstance(train_eval_samples, int) or train_eval_samples < 1):
         raise ConfigError("train_eval_samples", train_eval_samples, "a positive integer or None (all)")
@@ -338,12 +355,14 @@ def prepare(model, data, *, techniques: dict | None = None, exclusive=(), max_ac
         train_eval_samples=train_eval_samples, loss=loss, metrics=metrics,
         experiment=experiment or name, tracking_uri=tracking_uri, register=register,
     )
-    structure = _preflight(search)
+    structure, search = _preflight(search, _default_space(max_active) if default else None)
+    if default and config is not None and isinstance(config.get("search"), dict):  # a pipeline: log what was searched
+        config = {**config, "search": {**config["search"], **search.space.to_dict()}}
     if config is None:
         config = {
             "name": name, "seed": seed, "model": source_model.describe(), "data": splits.describe(),
             "task": the_task.describe(), "training": training.model_dump(),
-            "search": {**settings.model_dump(), **space.to_dict()}, "monitor": monitor.model_dump(),
+            "search": {**settings.model_dump(), **search.space.to_dict()}, "monitor": monitor.model_dump(),
         }
     return Prepared(search, config, config_text or yaml.safe_dump(config, sort_keys=False), structure)
 
@@ -379,8 +398,11 @@ def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_activ
         techniques: The search space: technique name -> range(s), e.g.
             ``{"l2": {"min": 1e-6, "max": 1e-2, "scale": "log"}, "early_stopping": {"patience": 20}}``.
             Each technique is switched on and off; settings (``batch_size``,
-            ``learning_rate``) are tuned, never off. Default: none (the
-            baseline alone).
+            ``learning_rate``) are tuned, never off. Default None (or
+            ``"auto"``): kreg's default space, the techniques that fit the
+            model's structure, the data's modality and size, and the task
+            (``kreg.lab.search.default_space``; the console says which);
+            ``{}``: nothing, the baseline alone.
         exclusive: Groups of techniques of which at most one is on.
         max_active: At most this many techniques in one trial.
         epochs, batch_size, learning_rate, optimizer: How every trial trains.

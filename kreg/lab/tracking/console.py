@@ -33,7 +33,8 @@ class RichReporter:
         self.console.print(
             f"[bold]kreg tune[/] {search.name}: {search.settings.tuner} search, up to {total} trials x "
             f"{search.training.epochs} epochs, objective {search.objective.name} ({search.objective.direction})\n"
-            f"  data: {search.splits.describe()}\n  model: {search.model.describe()}",
+            f"  data: {search.splits.describe()}\n  model: {search.model.describe()}"
+            + (f"\n  default space: {search.space.origin}" if getattr(search.space, "origin", "") else ""),
             highlight=False,
         )
         self.progress = Progress(

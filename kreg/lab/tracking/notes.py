@@ -142,6 +142,8 @@ def search_note(summary, search) -> str:
              f"{f' ({n_failed} failed)' if n_failed else ''}, {_duration(summary.duration_s)}, {summary.status}", ""]
     if getattr(summary, "pruning", ""):
         lines += [f"Pruning: {summary.pruning}.", ""]
+    if getattr(search.space, "origin", ""):
+        lines += [f"Default space (no techniques given): {search.space.origin}.", ""]
     answer = getattr(summary.answer, "line", "") if summary.answer is not None else ""
     if answer:
         lines += [f"> **Answer:** {answer}", ""]

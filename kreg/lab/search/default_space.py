@@ -1,0 +1,296 @@
+"""kreg's default search space: the techniques that fit the model, the data and the task, with ranges from the
+literature and from kreg's own measurements.
+
+``kreg.tune(model, data)`` without ``techniques`` (or ``techniques="auto"``)
+searches this space; ``techniques={}`` searches nothing (the baseline alone).
+The space is read off ``DEFAULTS``, a table of rows in order of priority:
+each row is a technique, its range, the conditions it needs (the data's
+modality, the task, a part of the model, a band of data sizes) and why, with
+its source. The first rows that fit make the space, at most
+``MAX_TECHNIQUES`` of them, one per ``group`` (the weight penalty: decoupled
+weight decay where the model normalizes its hidden blocks, L2 elsewhere),
+with at most ``MAX_ACTIVE`` on in one trial: a modest space that a search of
+10 to 20 trials explores. What the model is made of comes from the baseline
+model, built once before the search (``kreg.lab.apply.model_parts``).
+
+``default_space(model, data)`` is the space, ``explain(model, data)`` the
+space with its reasons; ``kreg techniques --for PIPELINE`` prints the space with each range, why and
+its source; the README's "The default search space" holds the same table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from kreg.lab import techniques as registry
+from kreg.lab.search.space import SearchSpace
+
+MAX_TECHNIQUES = 5  # techniques in the default space
+MAX_ACTIVE = 3  # of them on in one trial
+SMALL_VALIDATION = 50  # below this many validation examples, a validation curve is too coarse to stop on
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One technique of the default table and when it fits.
+
+    Attributes:
+        name: The registry's name.
+        params: Its range, as ``search.techniques`` takes it.
+        why: What it does for this kind of model and data, in one line.
+        source: Where the range comes from.
+        modalities: The data it is for (None: whatever the registry allows).
+        tasks: The tasks it is for (None: whatever the registry allows).
+        needs: A part the model must have (a ``model_parts`` attribute: ``hidden_conv``, ``hidden_dense``,
+            ``kernels``, ``normalized``, ``float_input``).
+        unless: Regularization which, already in the model, rules the row out (``model_parts(...).present``).
+        group: Rows of one group are alternatives: the first that fits is taken.
+        min_validation: Validation examples the technique needs (a size band).
+    """
+
+    name: str
+    params: dict
+    why: str
+    source: str
+    modalities: tuple | None = None
+    tasks: tuple | None = None
+    needs: str | None = None
+    unless: str | None = None
+    group: str | None = None
+    min_validation: int = 0
+
+
+_WHY_PARTS = {
+    "hidden_conv": "hidden convolution blocks", "hidden_dense": "hidden Dense blocks", "kernels": "kernel layers",
+    "normalized": "normalization layers in its hidden blocks", "float_input": "a float input",
+}
+_WHY_PRESENT = {"dropout": "Dropout layers", "spatial_dropout": "spatial dropout layers",
+                "input_noise": "a GaussianNoise layer", "penalty": "kernel regularizers"}
+
+# In order of priority: the first MAX_TECHNIQUES rows that fit make the space.
+DEFAULTS = (
+    Row("augment_shift", {"min": 0.02, "max": 0.3}, modalities=("sequence",), needs="float_input",
+        why="a pattern means the same wherever it sits in a signal: shift it circularly by up to this fraction "
+            "of the length",
+        source="Greydanus 2020 (MNIST-1D: the digits sit at random offsets); Le Guennec et al. 2016 (a shifted "
+               "window of a series keeps its label); kreg README, Measured figures: shift/scale augmentation with "
+               "spatial dropout and label smoothing take the flatten CNN on MNIST-1D from 0.92 to 0.978"),
+    Row("augment_translation", {"min": 0.05, "max": 0.15}, modalities=("image",), needs="float_input",
+        why="a small translation keeps an image's label (no flips: they change digits and text)",
+        source="Simard et al. 2003 (small shifts and distortions of digits); Krizhevsky et al. 2012; "
+               "pipelines/digits_cnn.yaml"),
+    Row("spatial_dropout", {"min": 0.05, "max": 0.3}, needs="hidden_conv", unless="spatial_dropout",
+        why="drops whole feature maps: neighbouring activations of a map are correlated, so unit dropout "
+            "hardly regularizes a convolution",
+        source="Tompson et al. 2015; kreg's MNIST-1D searches chose 0.085 to 0.19 (README, Measured figures)"),
+    Row("dropout", {"min": 0.1, "max": 0.5}, needs="hidden_dense", unless="dropout",
+        why="drops hidden units at random: no unit can rely on another being there",
+        source="Srivastava et al. 2014 (0.5 for hidden units); seed 003 ('a typical dropout rate is between 20% "
+               "and 50%')"),
+    Row("weight_decay", {"min": 1e-4, "max": 1e-1, "scale": "log"}, needs="normalized", group="weight penalty",
+        why="the model normalizes its hidden blocks, where an L2 penalty on the kernels before a normalization "
+            "only changes the effective learning rate: decoupled weight decay is the penalty that acts",
+        source="Loshchilov and Hutter 2019 (AdamW); van Laarhoven 2017 (L2 and normalization); "
+               "Keras' AdamW default 0.004 lies inside"),
+    Row("l2", {"min": 1e-6, "max": 1e-2, "scale": "log"}, needs="kernels", unless="penalty", group="weight penalty",
+        why="shrinks every weight towards zero, smoothly (no exact zeros)",
+        source="seed 003 ('start by adding L2 regularization with a moderate penalty'); kreg's validation_curve "
+               "study: digits MLP best at 1e-3, underfitting at 1e-1 (validation error 0.263)"),
+    Row("weight_decay", {"min": 1e-4, "max": 1e-1, "scale": "log"}, group="weight penalty",
+        why="the weight penalty kreg can add without placing anything in the model (the optimizer applies it)",
+        source="Loshchilov and Hutter 2019 (AdamW); Keras' AdamW default 0.004 lies inside"),
+    Row("label_smoothing", {"min": 0.02, "max": 0.2}, tasks=("classification",),
+        why="soft targets: fitting the training labels with ever larger logits stops paying",
+        source="Szegedy et al. 2016 (0.1); Mueller et al. 2019; seed 004 ('typically 0.1'); kreg's MNIST-1D "
+               "searches chose 0.065 to 0.18"),
+    Row("augment_mixup", {"min": 0.1, "max": 0.4}, tasks=("classification",),
+        why="trains on mixtures of pairs of examples and of their labels (Beta(alpha) weights): new examples "
+            "between the few there are",
+        source="Zhang et al. 2018 (alpha 0.1 to 0.4 improves ImageNet; larger alphas underfit)"),
+    Row("input_noise", {"min": 0.02, "max": 0.3, "scale": "log"}, needs="float_input", unless="input_noise",
+        why="Gaussian noise on the standardized inputs: for a linear model, the L2 penalty sigma^2",
+        source="Bishop 1995; kreg's noise_as_l2 study (noise-trained weights within 2.9% of ridge's); kreg's "
+               "MNIST-1D searches chose 0.03 to 0.043"),
+    Row("early_stopping", {"patience": {"values": [5, 10]}}, min_validation=SMALL_VALIDATION,
+        why="stops when the validation figure stops improving and keeps the best epoch: an implicit L2 "
+            "(alpha ~ 1/(eta t))",
+        source="Prechelt 1998; seed 004; kreg's early_stopping_l2 study (alpha*(t) ~ t^-0.96)"),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class DefaultSpace:
+    """The default space for one model and data, and the reasons: what is in, and what was left out and why."""
+
+    space: SearchSpace
+    chosen: tuple  # the Rows taken
+    left_out: tuple  # (technique, why not), one per technique of the table that is not in the space
+    context: str  # "built-in mlp on tabular classification data, 113 training / 29 validation examples"
+
+    def lines(self) -> list[str]:
+        """The space as ``kreg techniques --for`` prints it: each technique, its range, why and the source."""
+        out = [f"default space for {self.context}: {len(self.chosen)} technique"
+               f"{'' if len(self.chosen) == 1 else 's'}"
+               + (f", at most {self.space.max_active} on in one trial" if self.space.max_active is not None else "")]
+        specs = {c.name: c.spec_dict() for c in self.space.candidates}
+        for row in self.chosen:
+            out.append(f"  {row.name:<20} {_range_text(specs[row.name])}")
+            out.append(f"  {'':<20} why: {row.why}")
+            out.append(f"  {'':<20} source: {row.source}")
+        if self.left_out:
+            out.append("left out:")
+            out += [f"  {name:<20} {why}" for name, why in self.left_out]
+        return out
+
+
+def _range_text(spec: dict) -> str:
+    """``{"strength": {"min": 1e-06, "max": 0.01, "scale": "log"}}`` -> ``1e-06 to 0.01 (log)``."""
+    parts = []
+    for key, value in spec.items():
+        if isinstance(value, dict) and "values" in value:
+            text = "one of " + ", ".join(f"{v:g}" for v in value["values"])
+        elif isinstance(value, dict):
+            text = f"{value['min']:g} to {value['max']:g}" + (" (log)" if value.get("scale") == "log" else "")
+        else:
+            text = f"{value:g}" if isinstance(value, (int, float)) else str(value)
+        parts.append(f"{key} {text}")
+    return ", ".join(parts)
+
+
+def _grid_values(raw: dict) -> dict:
+    """A range as three values (the grid tuner needs a list): its ends and its middle (geometric on a log scale)."""
+    if "values" in raw or "min" not in raw:
+        return {k: _grid_values(v) if isinstance(v, dict) else v for k, v in raw.items()}
+    lo, hi = raw["min"], raw["max"]
+    mid = math.sqrt(lo * hi) if raw.get("scale") == "log" else (lo + hi) / 2
+    return {"values": [lo, float(f"{mid:.3g}"), hi]}
+
+
+def _why_not(row: Row, *, kind: str, parts, modality: str, task: str, builtin: str | None, own_loss: bool,
+             head: str, validation: int | None) -> str | None:
+    """None when ``row`` fits, else why it does not (one phrase)."""
+    tech = registry.get(row.name)
+    problem = registry.fits(row.name, modality=modality, task=task, builtin_model=builtin)
+    if problem:
+        return problem
+    if row.modalities and modality not in row.modalities:
+        return f"kreg's default for {' or '.join(row.modalities)} data only"
+    if row.tasks and task not in row.tasks:
+        return f"for {' or '.join(row.tasks)} only"
+    if tech.acts_on == "model" and kind == "plan_builder":
+        return "your builder places the plan's techniques itself: the default space keeps to techniques outside it"
+    if tech.acts_on == "model" and not parts.graph:
+        return "the model is not a Functional or Sequential model: kreg cannot place techniques inside it"
+    if row.needs and not getattr(parts, row.needs):
+        return f"the model has no {_WHY_PARTS[row.needs]}"
+    if row.unless and row.unless in parts.present:
+        return f"the model has {_WHY_PRESENT[row.unless]} already"
+    if own_loss and tech.acts_on == "loss":
+        return "you compile your own loss (kreg cannot smooth a loss it does not build)"
+    if row.name in ("augment_mixup", "augment_cutmix", "confidence_penalty") and head in ("sigmoid", "binary_logit"):
+        return "the model ends in one sigmoid unit (soft labels need one output per class)"
+    if validation is not None and validation < row.min_validation:
+        return (f"{validation} validation examples are too few to stop on (it needs {row.min_validation}; "
+                "each example moves the validation accuracy by more than 2 points)")
+    return None
+
+
+def choose(model, splits, *, parts, head: str = "linear", own_loss: bool = False, tuner: str = "bayesian",
+           max_active: int | None = None) -> DefaultSpace:
+    """The default space for ``model`` (a ``ModelSource``) on ``splits``, given what its baseline is made of.
+
+    Args:
+        model: The ``ModelSource`` (built-in, builder, plan builder or model).
+        splits: The data's splits (their ``spec``: modality and task; their sizes).
+        parts: ``kreg.lab.apply.model_parts`` of the baseline model.
+        head: The output as the loss reads it (``softmax``, ``sigmoid``, ``binary_logit``, ``linear``).
+        own_loss: The user compiles their own loss (no loss techniques).
+        tuner: With ``"grid"`` each range becomes three values and ``max_active`` is not set.
+        max_active: The user's limit on techniques per trial (default ``MAX_ACTIVE``).
+    """
+    spec = splits.spec
+    sizes = splits.sizes()
+    chosen, left_out, groups = [], {}, {}
+    for row in DEFAULTS:
+        if row.name in {r.name for r in chosen}:
+            continue
+        if row.group in groups:
+            left_out.setdefault(row.name, f"one {row.group} per space: {groups[row.group]} is in")
+            continue
+        why = _why_not(row, kind=model.kind, parts=parts, modality=spec.modality, task=spec.task.kind,
+                       builtin=model.builtin, own_loss=own_loss, head=head, validation=sizes.get("validation"))
+        if why is None and len(chosen) >= MAX_TECHNIQUES:
+            why = f"the default space keeps {MAX_TECHNIQUES} techniques, in the table's order of priority"
+        if why is not None:
+            left_out.setdefault(row.name, why)
+            continue
+        chosen.append(row)
+        if row.group:
+            groups[row.group] = row.name
+    names = {r.name for r in chosen}
+    left = tuple((name, why) for name, why in left_out.items() if name not in names)
+    raw = {r.name: (_grid_values(r.params) if tuner == "grid" else r.params) for r in chosen}
+    if tuner == "grid":
+        limit = None
+    else:
+        limit = max_active if max_active is not None else (min(MAX_ACTIVE, len(chosen)) if chosen else None)
+    what = f"built-in {model.builtin}" if model.builtin else f"your {model.short_name()}"
+    known = ", ".join(f"{n} {k}" for k, n in (("training", sizes.get("train")), ("validation", sizes.get("validation")))
+                      if n is not None)
+    context = f"{what} on {spec.modality} {spec.task.kind} data" + (f" ({known} examples)" if known else "")
+    space = SearchSpace.from_dict(raw, max_active=limit, field=None)
+    summary = ", ".join(f"{c.name} {_range_text(c.spec_dict())}" for c in space.candidates) \
+        or "nothing fits: the baseline alone"
+    origin = f"{context}: {summary}" + (f"; at most {limit} per trial" if limit is not None else "")
+    space = dataclasses.replace(space, origin=origin)
+    space.check(tuner=tuner, modality=spec.modality, task=spec.task.kind, builtin_model=model.builtin, field=None)
+    return DefaultSpace(space, tuple(chosen), left, context)
+
+
+def for_search(search, built, *, max_active: int | None = None) -> SearchSpace:
+    """The default space of a resolved search, from its built baseline (``kreg.lab.search.tune.prepare``)."""
+    from kreg.lab.apply import model_parts
+
+    return choose(search.model, search.splits, parts=model_parts(built.model), head=built.output_activation,
+                  own_loss=search.loss is not None, tuner=search.settings.tuner, max_active=max_active).space
+
+
+def default_space(model, data, **options) -> SearchSpace:
+    """The space ``kreg.tune(model, data)`` would search (``explain(...).space``).
+
+    Example:
+        >>> default_space("mlp", "wine").names
+        ('dropout', 'l2', 'label_smoothing', 'augment_mixup', 'input_noise')
+    """
+    return explain(model, data, **options).space
+
+
+def explain(model, data, *, model_args: dict | None = None, task=None, loss=None, tuner: str = "bayesian",
+            max_active: int | None = None, seed: int = 0, **data_options) -> DefaultSpace:
+    """The space ``kreg.tune(model, data)`` would search, with the reasons, without searching.
+
+    ``model`` and ``data`` are what ``kreg.tune`` takes; the data is resolved and the baseline model built
+    once (and checked against the data and the task, as before a search).
+
+    Example:
+        >>> print("\\n".join(explain("mlp", "wine").lines()))
+    """
+    import keras
+
+    from kreg.lab.apply import model_parts
+    from kreg.lab.data import resolve_data
+    from kreg.lab.models.source import ModelSource
+    from kreg.lab.plan import RegularizationPlan
+
+    source = ModelSource(model, model_args)
+    if task is not None:
+        data_options["task"] = task
+    splits = resolve_data(data, seed=seed, **data_options)
+    built = source.build(splits.spec, RegularizationPlan(), seed=seed)
+    source.check_output(built, splits.spec.task, splits.spec)
+    try:
+        return choose(source, splits, parts=model_parts(built.model), head=built.output_activation,
+                      own_loss=loss is not None, tuner=tuner, max_active=max_active)
+    finally:
+        keras.backend.clear_session()
