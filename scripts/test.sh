@@ -19,5 +19,7 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
 fi
 python -m pytest -n "$PROCESSES" "$@"
 # The library (layers, regularizers, losses, metrics, augmentation, models)
-# is backend-agnostic: run its tests again under JAX.
-KERAS_BACKEND=jax python -m pytest -n "$PROCESSES" -m backend_agnostic "$@"
+# is backend-agnostic: run its tests again under JAX, with the lab's end-to-end
+# tests (a search with refit and a fresh-process load, cross-validation,
+# pruning, kill -9 and resume through `kreg tune`).
+KERAS_BACKEND=jax python -m pytest -n "$PROCESSES" -m "backend_agnostic or lab_e2e" "$@"

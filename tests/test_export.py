@@ -68,6 +68,7 @@ def _refit_figures(uri, summary):
     return MlflowClient(uri).get_run(summary.parent_run_id).data.metrics
 
 
+@pytest.mark.lab_e2e  # also under KERAS_BACKEND=jax (scripts/test.sh)
 def test_regression_on_raw_units_predicts_in_target_units_in_a_fresh_process_and_registers(tmp_path):
     import keras
 

@@ -173,6 +173,7 @@ def test_the_incumbent_is_the_completed_trial_with_every_fold_and_the_best_mean(
     assert not pruner.should_stop_folds([0.1, 0.1, 0.1], completed)  # every fold done: nothing to save
 
 
+@pytest.mark.lab_e2e  # also under KERAS_BACKEND=jax (scripts/test.sh)
 def test_a_cross_validated_hopeless_trial_stops_before_its_last_fold(tmp_path):
     import kreg
     from mlflow.tracking import MlflowClient

@@ -299,6 +299,7 @@ def test_a_cross_validated_trial_stopped_after_a_fold_keeps_that_folds_figures(t
     assert _tag(tmp_path, run_id, "kreg.folds_done") == "1 of 3"
 
 
+@pytest.mark.lab_e2e  # also under KERAS_BACKEND=jax (scripts/test.sh)
 def test_sigkill_mid_trial_then_resume(tmp_path):
     pipeline = _write(tmp_path / "p.yaml", PIPELINE)
     terminal = _Terminal(tmp_path, pipeline)

@@ -355,6 +355,9 @@ def prepare(model, data, *, techniques: dict | None = None, exclusive=(), max_ac
         train_eval_samples=train_eval_samples, loss=loss, metrics=metrics,
         experiment=experiment or name, tracking_uri=tracking_uri, register=register,
     )
+    from kreg.lab.trial.compilation import enable_persistent_cache
+
+    enable_persistent_cache()  # under JAX: compiled steps reused across trials, folds, refits and processes
     structure, search = _preflight(search, _default_space(max_active) if default else None)
     if default and config is not None and isinstance(config.get("search"), dict):  # a pipeline: log what was searched
         config = {**config, "search": {**config["search"], **search.space.to_dict()}}
