@@ -233,7 +233,8 @@ def test_search_answer_carries_the_recomputed_statistics(tmp_path):
     summary = kreg.tune(fcn, data, tracking_uri=uri, experiment="precise", **args)
     client = MlflowClient(uri)
     trial = client.get_run(summary.baseline.run_id)
-    assert trial.data.tags["kreg.precise_bn"].startswith("on (2 layers, "), trial.data.tags["kreg.precise_bn"]
+    tag = trial.data.tags["kreg.precise_bn"]  # e.g. "on (2 layers, 64 examples in 2 batches at the end; 64 before ..."
+    assert tag.startswith("on (2 layers, ") and tag.endswith(" before each validation)"), tag
     assert summary.baseline.metrics["precise_bn_layers"] == 2
     # The answer's statistics are those of its final weights over the pooled training data: recomputing
     # them again (same weights, data, seed and batch size) changes nothing.

@@ -229,6 +229,10 @@ class PreciseBatchNorm(keras.callbacks.Callback):
         data: Training inputs (see ``recompute_batch_norm_statistics``).
         every: Also recompute every this many epochs before validation;
             None (default): only at the end of training.
+        epoch_data: Inputs for the recomputes during training (default:
+            ``data``): a smaller fixed sample keeps their cost down (a pass
+            over a large training set in eager mode costs more than an
+            epoch of compiled training); the end of training uses ``data``.
         batch_size, max_batches, max_examples, seed: As in
             ``recompute_batch_norm_statistics``.
 
@@ -240,9 +244,10 @@ class PreciseBatchNorm(keras.callbacks.Callback):
     """
 
     def __init__(self, data, every=None, batch_size=32, max_batches=DEFAULT_MAX_BATCHES,
-                 max_examples=DEFAULT_MAX_EXAMPLES, seed=0):
+                 max_examples=DEFAULT_MAX_EXAMPLES, seed=0, epoch_data=None):
         super().__init__()
         self.data = data
+        self.epoch_data = epoch_data
         self.every = None if every is None else v.check_positive_int("every", every)
         self.batch_size = v.check_positive_int("batch_size", batch_size)
         self.max_batches = v.check_positive_int("max_batches", max_batches)
@@ -254,10 +259,11 @@ class PreciseBatchNorm(keras.callbacks.Callback):
         self._done = True
         self._has_bn = False
 
-    def recompute(self) -> BatchNormStatistics:
+    def recompute(self, data=None) -> BatchNormStatistics:
+        """Recomputes now, over ``data`` (default: the callback's ``data``)."""
         self.result = recompute_batch_norm_statistics(
-            self.model, self.data, batch_size=self.batch_size, max_batches=self.max_batches,
-            max_examples=self.max_examples, seed=self.seed)
+            self.model, self.data if data is None else data, batch_size=self.batch_size,
+            max_batches=self.max_batches, max_examples=self.max_examples, seed=self.seed)
         self.recomputes += 1
         return self.result
 
@@ -272,12 +278,12 @@ class PreciseBatchNorm(keras.callbacks.Callback):
     def on_test_begin(self, logs=None):
         if self._epoch is not None and not self._done:  # fit's validation after this epoch's training
             self._done = True
-            self.recompute()
+            self.recompute(self.epoch_data)
 
     def on_epoch_end(self, epoch, logs=None):
         if not self._done:
             self._done = True
-            self.recompute()
+            self.recompute(self.epoch_data)
         self._epoch = None
 
     def on_train_end(self, logs=None):

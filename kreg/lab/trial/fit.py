@@ -88,7 +88,8 @@ def fit_plan(search, plan, epochs: int, train_sample, *, seed: int, last_callbac
     # Precise batch-norm statistics: before each validation (Keras validates before any on_epoch_end, so the
     # gap, early stopping and pruning read figures of these statistics), and at the end after early stopping
     # restored its weights and SWA averaged (end hooks run in list order): the end figures and the saved model.
-    precise, precise_tag = precise_bn(search, model, splits, plan.batch_size or search.training.batch_size, seed)
+    precise, precise_tag = precise_bn(search, model, splits, plan.batch_size or search.training.batch_size, seed,
+                                      epoch_data=train_sample[0])
     if precise is not None:
         callbacks.append(precise)
     callbacks += list(last_callbacks)

@@ -67,26 +67,35 @@ def procedure_callbacks(plan, model, epochs: int, bn_data, mixers=()) -> tuple[l
     return callbacks, swa, scheduled
 
 
-def precise_bn(search, model, splits, batch_size: int, seed: int, every: int | None = 1):
+def precise_bn(search, model, splits, batch_size: int, seed: int, every: int | None = 1, epoch_data=None):
     """``(callback, tag)``: the ``PreciseBatchNorm`` that ``training.precise_bn`` asks for (None when off or
     when the model has no BatchNormalization), and what the trial run's tag ``kreg.precise_bn`` says.
 
     The statistics come from the training split's inputs as inference sees them (no MixUp / CutMix), at most
     ``DEFAULT_MAX_EXAMPLES`` of them (a seeded sample, the same every time), in batches of the training batch
     size. ``every=1``: also before every validation, so each epoch's validation figures (the objective, early
-    stopping, pruning) and the honest gap are measured with the statistics of that epoch's weights.
+    stopping, pruning) and the honest gap are measured with the statistics of that epoch's weights; those
+    per-epoch recomputes read ``epoch_data`` (the honest gap's fixed training sample), which costs about what
+    the gap's own evaluation does: a pass over the whole split costs more than an epoch of training
+    (``scripts/bench_precise_bn.py``). The end of training (the end figures, the refit, the saved model) reads
+    the split.
     """
     if search.training.precise_bn is False:
         return None, "off (training.precise_bn: false)"
     if not batch_norm_layers(model):
         return None, "off (no BatchNormalization layer)"
     data = splits.x_train if splits.in_memory else splits.train_sample(DEFAULT_MAX_EXAMPLES)[0]
-    return PreciseBatchNorm(data, every=every, batch_size=batch_size, seed=seed), "on"
+    return PreciseBatchNorm(data, every=every, batch_size=batch_size, seed=seed, epoch_data=epoch_data), "on"
 
 
 def precise_bn_tag(callback, tag: str) -> str:
-    """The tag once training ended: ``on (3 layers, 28 examples in 1 batch; before each validation)``."""
+    """The tag once training ended: ``on (3 layers, 28 examples in 1 batch at the end; 28 before each
+    validation)``."""
     if callback is None or callback.result is None:
         return tag
-    when = "before each validation and at the end" if callback.every else "at the end of training"
-    return f"on ({callback.result.describe()}; {when})"
+    text = f"on ({callback.result.describe()} at the end"
+    if callback.every:
+        sample = callback.epoch_data if callback.epoch_data is not None else callback.data
+        text += f"; {len(sample)} before each validation" if hasattr(sample, "__len__") else \
+            "; before each validation"
+    return text + ")"
