@@ -14,6 +14,15 @@ plots and artifacts. Each is run ``--repeats`` times, in rotating order, and the
 median wall time is compared.
 
     python scripts/bench_overhead.py pipelines/mnist1d_cnn.yaml --trials 6 --epochs 20
+
+``--breakdown`` instead runs one ``kreg.tune`` (refit on) with kreg's timing
+sections on (``kreg.lab.timing``) and prints where a trial's time goes that
+is not training (model build and plan, the first epoch's tracing, the honest
+gap and the other epoch-end callbacks, the final figures, MLflow writes,
+plots, clearing) and where the end of the search goes (start-up to the
+first trial, each refit, the comparison, saving, the report):
+
+    python scripts/bench_overhead.py pipelines/mnist1d_cnn.yaml --breakdown --trials 4 --epochs 10
 """
 
 from __future__ import annotations
@@ -148,6 +157,97 @@ def kreg_search(cfg) -> float:
     return time.perf_counter() - start
 
 
+_TRIAL_ROWS = [  # (section, what it is); seconds per trial
+    ("trial.clear", "clear_session + seed (before the trial)"),
+    ("trial.mlflow_start", "MLflow: start the child run, params, datasets"),
+    ("trial.build_and_setup", "model build + plan application + tf.data + fit's set-up"),
+    ("trial.first_epoch_extra", "first epoch beyond a steady one (tracing)"),
+    ("trial.train_epochs", "training batches (steady)"),
+    ("trial.validation", "validation evaluation per epoch"),
+    ("trial.epoch_end_callbacks", "epoch-end callbacks: honest gap, monitors, early stopping"),
+    ("trial.mlflow_epochs", "MLflow: per-epoch figures (batched)"),
+    ("trial.reporter", "console reporter"),
+    ("trial.fit_teardown", "fit's end (restoring the best weights, history)"),
+    ("trial.final_figures", "final figures: test evaluation, kept weights' honest figures"),
+    ("trial.release", "releasing the trial's graphs (memory.trial_scope)"),
+    ("trial.mlflow_commit", "MLflow: commit (trial.json, plan.json, final figures, tags)"),
+    ("trial.other", "the rest of the trial (diagnoses, records)"),
+]
+_BACKGROUND_ROWS = [
+    ("trial.plots_background", "learning-curve plot + its upload (worker thread)"),
+    ("trial.mlflow_finish_background", "MLflow: flush + end the run (worker thread)"),
+]
+_END_ROWS = [
+    ("start.before_run", "start-up: prepare (checks, data, preflight builds)"),
+    ("start.open_session", "start-up: MLflow parent run, state directory"),
+    ("start.runner", "start-up: trial runner (sample, folds, pruner)"),
+    ("start.to_first_trial", "start-up: tuner and oracle until the first trial"),
+    ("between.trials", "between trials: oracle, keras-tuner's own bookkeeping"),
+    ("end.wait_finishers", "end: waiting for the last trials' plots and runs"),
+    ("end.refit", "end: refit of the chosen plan"),
+    ("end.export", "end: the model over raw inputs"),
+    ("end.refit_baseline", "end: refit of the baseline"),
+    ("end.compare", "end: paired comparison on test"),
+    ("end.save_model", "end: save model.keras + MLflow model (includes the next row)"),
+    ("end.mlflow_model", "end: MLflow LoggedModel"),
+    ("end.report", "end: report artifacts (tables, figures, report.md)"),
+    ("end.write_parent", "end: parent run's metrics, tags, artifacts, status"),
+    ("end.reporter", "end: console summary"),
+    ("end.other", "end: the rest (selection, summary)"),
+]
+
+
+def breakdown(cfg, workers: int = 1) -> dict:
+    """One ``kreg.tune`` with timing on: {section: seconds} (trial sections summed over trials) and counts."""
+    import kreg
+    from kreg.lab import timing
+
+    timing.enable()
+    timing.reset()
+    start = time.perf_counter()
+    summary = kreg.tune(**cfg.tune_kwargs(), verbose=0, **({"workers": workers} if workers > 1 else {}))
+    wall = time.perf_counter() - start
+    t, n, marks = timing.totals(), timing.counts(), timing.marks()
+    trials = n.get("trial.total", 0)
+    t["trial.release"] = t.get("trial.scope", 0.0) - t.get("trial.train_call", 0.0)
+    accounted = sum(t.get(k, 0.0) for k, _ in _TRIAL_ROWS if k not in ("trial.other", "trial.release"))
+    t["trial.other"] = t.get("trial.total", 0.0) - accounted - t["trial.release"]
+    if "first_trial" in marks:
+        t["start.before_run"] = marks.get("run_search", start) - start
+        t["start.to_first_trial"] = (marks["first_trial"] - marks.get("run_search", start)
+                                     - t.get("start.open_session", 0.0) - t.get("start.runner", 0.0))
+        t["between.trials"] = marks.get("trials_done", marks["first_trial"]) - marks["first_trial"] - t.get(
+            "trial.total", 0.0)
+    end = marks.get("finish_search_done", start + wall) - marks.get("finish_search", start + wall)
+    t["end.finish_search"] = end
+    t["end.other"] = end - sum(t.get(k, 0.0) for k, _ in _END_ROWS if k.startswith("end.") and k not in (
+        "end.wait_finishers", "end.other", "end.mlflow_model"))
+    t["end.after_last_trial"] = (start + wall) - marks.get("trials_done", start + wall)
+    t["wall"] = wall
+    t["trials"] = trials
+    t["epochs"] = t.get("trial.epochs", 0.0)
+    t["refit_epochs"] = summary.answer.refit.epochs if summary.answer and summary.answer.refit else 0
+    return t
+
+
+def print_breakdown(t: dict, title: str) -> None:
+    trials = max(1, int(t["trials"]))
+    print(f"\n{title}: {t['wall']:.1f} s in all, {trials} trials, {t['epochs'] / trials:.1f} epochs a trial, "
+          f"refit {t['refit_epochs']} epochs")
+    print("| per trial (mean) | s |\n|---|---|")
+    for key, label in _TRIAL_ROWS:
+        print(f"| {label} | {t.get(key, 0.0) / trials:.3f} |")
+    train = t.get("trial.train_epochs", 0.0) + t.get("trial.validation", 0.0)
+    print(f"| **training + validation** | **{train / trials:.2f}** |")
+    print(f"| **the rest (not training)** | **{(t.get('trial.total', 0.0) - train) / trials:.2f}** |")
+    for key, label in _BACKGROUND_ROWS:
+        print(f"| {label} | {t.get(key, 0.0) / trials:.3f} |")
+    print("\n| start and end | s |\n|---|---|")
+    for key, label in _END_ROWS:
+        print(f"| {label} | {t.get(key, 0.0):.2f} |")
+    print(f"| **after the last trial (to kreg.tune's return)** | **{t['end.after_last_trial']:.2f}** |")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("pipeline", nargs="?", default="pipelines/mnist1d_cnn.yaml")
@@ -156,9 +256,20 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--only", default="bare,minimal,plain,kreg",
                         help="comma-separated variants to run (kreg is always run)")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="one kreg search (refit on) with its timing sections: where the time goes")
     args = parser.parse_args(argv)
 
     from kreg.lab.config import load_pipeline
+
+    if args.breakdown:
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = load_pipeline(args.pipeline).with_overrides(
+                max_trials=args.trials, epochs=args.epochs, tracking_uri=f"sqlite:///{tmp}/mlflow.db")
+            cfg = cfg.model_copy(update={"search": cfg.search.model_copy(update={"tuner": "random"})})
+            print_breakdown(breakdown(cfg), f"{args.pipeline} (random tuner), {args.trials} trials x "
+                                            f"{args.epochs} epochs")
+        return 0
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_pipeline(args.pipeline).with_overrides(

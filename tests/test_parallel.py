@@ -202,6 +202,19 @@ def test_kreg_tune_with_workers_from_python(tmp_path, wine_splits):
     _, parents, children = _runs(uri, "python")
     assert [p.info.run_id for p in parents] == [summary.parent_run_id]
     assert sorted(r.data.tags["kreg.trial_id"] for r in children) == ["0", "1", "2"]
+    # The worker that ran the baseline refit it at once and kept it on the baseline's run (issue 20 part 4a);
+    # the chief read it back for the comparison instead of training it again.
+    from mlflow.tracking import MlflowClient
+
+    from kreg.lab.tracking.refits import read_refit
+    from kreg.lab.trial.refit import refit_epochs
+
+    kept = read_refit(MlflowClient(uri), summary.baseline.run_id, epochs=refit_epochs(summary.baseline), seed=0,
+                      test_examples=len(wine_splits.y_test))
+    assert kept is not None and kept["by"].startswith("worker w"), kept
+    if summary.answer.baseline_refit is not None:  # the chosen plan is not the baseline: they were compared
+        assert summary.answer.baseline_refit.model is None  # read back, not trained by the chief
+        assert summary.answer.baseline_refit.metrics == kept["metrics"]
 
 
 def test_a_signal_stops_the_chief_and_its_workers_and_resume_completes(tmp_path):

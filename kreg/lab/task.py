@@ -192,6 +192,36 @@ class Classification(Task):
                 "accuracy": float(np.mean(probabilities.argmax(-1) == y)),
                 "ece": _ece(probabilities, y)}
 
+    def resampled_figures(self, probabilities: np.ndarray, y, index: np.ndarray) -> dict:
+        """``figures`` of every resample ``probabilities[i], y[i]`` for the rows ``i`` of ``index``
+        (``(rounds, n)``, a bootstrap), as arrays of ``rounds`` values, computed for all rows at once.
+
+        The loss, NLL and accuracy are computed as ``figures`` computes them; the ECE bins each example as
+        kreg's ``ExpectedCalibrationError`` does (float32 confidences) and sums in float64, so it agrees
+        with the metric to float32 rounding (about 1e-7), where ``figures`` runs the Keras metric once a
+        resample (about 9 ms each: 2000 resamples were 18 s of a search's end).
+        """
+        y = np.asarray(y).reshape(-1).astype(int)
+        rounds, n = index.shape
+        picked = np.clip(probabilities[np.arange(len(y)), y], 1e-12, 1.0)
+        log_picked = np.log(picked)
+        nll = -np.array([np.mean(log_picked[i]) for i in index])
+        right = probabilities.argmax(-1) == y
+        accuracy = np.array([np.mean(right[i]) for i in index])
+        bins = 15  # ExpectedCalibrationError's default, as ``_ece`` uses it
+        confidence = np.max(probabilities.astype(np.float32), axis=-1)
+        which = np.clip(np.ceil(confidence * np.float32(bins)).astype(np.int64) - 1, 0, bins - 1)
+        slot = (which[index] + bins * np.arange(rounds)[:, None]).ravel()
+        counts = np.bincount(slot, minlength=rounds * bins).reshape(rounds, bins)
+        conf_sum = np.bincount(slot, weights=confidence.astype(np.float64)[index].ravel(),
+                               minlength=rounds * bins).reshape(rounds, bins)
+        correct = probabilities.astype(np.float32).argmax(-1) == y
+        correct_sum = np.bincount(slot, weights=correct.astype(np.float64)[index].ravel(),
+                                  minlength=rounds * bins).reshape(rounds, bins)
+        safe = np.maximum(counts, 1)
+        ece = np.sum(counts / n * np.abs(correct_sum / safe - conf_sum / safe), axis=1)
+        return {"loss": nll, "nll": nll, "accuracy": accuracy, "ece": ece}
+
 
 @dataclasses.dataclass(frozen=True)
 class Regression(Task):

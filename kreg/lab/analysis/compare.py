@@ -28,9 +28,14 @@ def compare(task, baseline_outputs, chosen_outputs, y_test, *, rounds: int = ROU
     out = {"rounds": rounds}
     for label, outputs in (("baseline", baseline_outputs), ("chosen", chosen_outputs)):
         point = task.figures(outputs, y_test)
-        draws = [task.figures(outputs[i], np.asarray(y_test)[i]) for i in index]
+        resampled = getattr(task, "resampled_figures", None)  # every resample at once (classification)
+        if resampled is not None:
+            draws = resampled(outputs, y_test, index)
+        else:
+            each = [task.figures(outputs[i], np.asarray(y_test)[i]) for i in index]
+            draws = {key: [d[key] for d in each] for key in point}
         for key, value in point.items():
-            low, high = percentile_interval([d[key] for d in draws])
+            low, high = percentile_interval(draws[key])
             out[f"{label}_test_{key}"] = value
             out[f"{label}_test_{key}_ci95_low"], out[f"{label}_test_{key}_ci95_high"] = low, high
     if task.kind == "classification":

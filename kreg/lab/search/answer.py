@@ -21,6 +21,7 @@ import json
 import tempfile
 from pathlib import Path
 
+from kreg.lab import timing
 from kreg.lab.analysis import compare as comparing
 from kreg.lab.analysis.selection import select
 from kreg.lab.tracking.records import COMPLETED
@@ -51,29 +52,90 @@ def choose(search, records) -> Answer:
     return Answer(chosen, why)
 
 
-def refit_and_compare(search, answer: Answer, baseline, echo=lambda line: None) -> Answer:
-    """Refits the chosen plan (and the baseline, when it is another trial) and compares them on test."""
+def refit_and_compare(search, answer: Answer, baseline, echo=lambda line: None, tracker=None) -> Answer:
+    """Refits the chosen plan (and the baseline, when it is another trial) and compares them on test.
+
+    With a ``tracker``, the baseline's refit is read back from its trial's run when it was refit before
+    (by the worker that ran it, or before a resume: ``kreg.lab.tracking.refits``) and logged there when
+    it is trained here; it is refit first, so a signal during the chosen plan's refit keeps it.
+    """
     from kreg.lab.trial.refit import refit, refit_epochs
 
     from kreg.training.ensemble import _quiet_retracing
 
     with _quiet_retracing():  # new models, new traces: TensorFlow's retracing warning means nothing here
-        return _refit_and_compare(search, answer, baseline, echo, refit, refit_epochs)
+        return _refit_and_compare(search, answer, baseline, echo, refit, refit_epochs, tracker)
 
 
-def _refit_and_compare(search, answer, baseline, echo, refit, refit_epochs):
+def known_refit(tracker, search, record):
+    """The refit of ``record``'s plan logged on its run (``Refitted`` without a model), or None."""
+    from kreg.lab.tracking.refits import read_refit
+    from kreg.lab.trial.refit import Refitted, refit_epochs
+
+    if tracker is None or record.run_id is None:
+        return None
+    epochs = refit_epochs(record)
+    kept = read_refit(tracker.client, record.run_id, epochs=epochs, seed=search.seed,
+                      test_examples=len(search.splits.y_test))
+    if kept is None:
+        return None
+    return Refitted(record.plan, epochs, None, kept["metrics"], kept["outputs"], kept["activation"])
+
+
+def keep_refit(tracker, search, record, refitted, by: str = "the search's end") -> bool:
+    """Logs ``refitted`` (``record``'s plan refit) on ``record``'s run, for the end of the search or a resume.
+    A copy only: when the store refuses it, the refit stands and is trained again where it is needed."""
+    from kreg.lab.tracking.refits import log_refit
+
+    if tracker is None or record.run_id is None:
+        return False
+    try:
+        log_refit(tracker.client, record.run_id, epochs=refitted.epochs, seed=search.seed,
+                  metrics=refitted.metrics, outputs=refitted.outputs, activation=refitted.activation, by=by)
+    except Exception:
+        return False
+    return True
+
+
+def refit_baseline_early(search, record, tracker, echo=lambda line: None, by: str = "a worker") -> bool:
+    """A worker that has just run the baseline refits it at once and logs it on its run (``keep_refit``),
+    so the end of the search only refits the chosen plan; True when it did."""
+    from kreg.lab.trial.refit import refit, refit_epochs
+
+    from kreg.training.ensemble import _quiet_retracing
+
+    if not (search.settings.refit and search.splits.in_memory and record.plan.is_baseline
+            and record.status == COMPLETED and record.run_id is not None):
+        return False
+    echo(f"refit: the baseline for {refit_epochs(record)} epochs, while the other trials run")
+    with _quiet_retracing(), timing.section("end.refit_baseline_early"):
+        return keep_refit(tracker, search, record, refit(search, record.plan, refit_epochs(record)), by=by)
+
+
+def _refit_and_compare(search, answer, baseline, echo, refit, refit_epochs, tracker=None):
     chosen = answer.chosen
+    compared = baseline is not None and baseline.status == COMPLETED and baseline is not chosen
+    if compared:
+        answer.baseline_refit = known_refit(tracker, search, baseline)
+        if answer.baseline_refit is not None:
+            echo(f"refit: the baseline's ({refit_epochs(baseline)} epochs) read back from its run, refit before")
+        else:
+            echo(f"refit: the baseline for {refit_epochs(baseline)} epochs (the paired comparison's reference)")
+            with timing.section("end.refit_baseline"):
+                answer.baseline_refit = refit(search, baseline.plan, refit_epochs(baseline))
+            keep_refit(tracker, search, baseline, answer.baseline_refit)
     echo(f"refit: {chosen.plan.describe()} on training + validation for {refit_epochs(chosen)} epochs")
-    answer.refit = refit(search, chosen.plan, refit_epochs(chosen))
+    with timing.section("end.refit"):
+        answer.refit = refit(search, chosen.plan, refit_epochs(chosen))
     from kreg.lab.trial.export import whole_model
 
-    answer.exported = whole_model(answer.refit.model, search.splits, search.task, answer.refit.activation)
-    if baseline is None or baseline.status != COMPLETED or baseline is chosen:
+    with timing.section("end.export"):
+        answer.exported = whole_model(answer.refit.model, search.splits, search.task, answer.refit.activation)
+    if not compared:
         return answer
-    echo(f"refit: the baseline for {refit_epochs(baseline)} epochs (the paired comparison's reference)")
-    answer.baseline_refit = refit(search, baseline.plan, refit_epochs(baseline))
-    answer.comparison = comparing.compare(search.task, answer.baseline_refit.outputs, answer.refit.outputs,
-                                          search.splits.y_test, seed=search.seed)
+    with timing.section("end.compare"):
+        answer.comparison = comparing.compare(search.task, answer.baseline_refit.outputs, answer.refit.outputs,
+                                              search.splits.y_test, seed=search.seed)
     return answer
 
 
@@ -118,7 +180,8 @@ def save_model(answer: Answer, tracker, search=None) -> str | None:
         tracker.client.log_artifact(tracker.parent_id, str(path), "model")
         tracker.client.log_artifact(tracker.parent_id, str(Path(tmp) / "kreg_model.json"), "model")
     if search is not None:
-        log_mlflow_model(answer, tracker, search)
+        with timing.section("end.mlflow_model"):
+            log_mlflow_model(answer, tracker, search)
     return "model/model.keras"
 
 

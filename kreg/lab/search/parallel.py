@@ -10,8 +10,11 @@ the chief's fingerprint before it runs anything.
 
 The workers share the cores instead of fighting for them: each gets
 ``TF_NUM_INTRAOP_THREADS = max(1, cores // N)``, ``TF_NUM_INTEROP_THREADS =
-1`` and ``OMP_NUM_THREADS`` in its environment before TensorFlow loads;
-the chief does no training (one thread, idle but for the oracle).
+1`` and ``OMP_NUM_THREADS`` in its environment before TensorFlow loads.
+The chief trains no trial (its oracle's numerical libraries get one
+thread), but once every worker is done it refits the chosen plan, so its
+TensorFlow keeps every core (the worker that ran the baseline refit that
+one already, while the others ran trials: ``worker``).
 
 The workers write their child runs to the same store. On the default local
 sqlite store that is several writers on one file: kreg measured it holds
@@ -52,9 +55,10 @@ def thread_environment(threads: int) -> dict:
 
 
 def quiet_chief_threads() -> None:
-    """The chief trains nothing: one TensorFlow thread (unless the user set them), before TensorFlow loads."""
-    for key, value in thread_environment(1).items():
-        os.environ.setdefault(key, value)
+    """The chief's oracle (numpy, scikit-learn) gets one OpenMP thread (unless the user set it), before they
+    load. TensorFlow keeps every core: the chief's only training is the refit at the end, when the workers
+    are done (one thread made it the slowest part of a small search's end)."""
+    os.environ.setdefault("OMP_NUM_THREADS", thread_environment(1)["OMP_NUM_THREADS"])
 
 
 @contextlib.contextmanager

@@ -33,6 +33,7 @@ from typing import Any
 
 import yaml
 
+from kreg.lab import timing
 from kreg.lab.analysis.selection import pick_best
 from kreg.lab.errors import ConfigError
 from kreg.lab.search import signals
@@ -570,20 +571,25 @@ def run_search(search: Search, *, reporter=None, config: dict, config_text: str,
     """
     from kreg.lab.search.resume import open_session
     from kreg.lab.tracking.mlflow import SearchTracker
+    from kreg.lab.trial import memory
     from kreg.lab.trial.runner import NullReporter, TrialRunner
 
     reporter = reporter or NullReporter()
     start = time.perf_counter()
-    tracker = SearchTracker(search.tracking_uri, search.experiment)
-    session = open_session(search, tracker, config=config, config_text=config_text, structure=structure,
-                           resume=resume)
+    timing.mark("run_search")
+    with timing.section("start.open_session"):
+        tracker = SearchTracker(search.tracking_uri, search.experiment)
+        session = open_session(search, tracker, config=config, config_text=config_text, structure=structure,
+                               resume=resume)
     parent_id = session.parent_id
-    runner = TrialRunner(search, tracker, reporter)
+    with timing.section("start.runner"):
+        runner = TrialRunner(search, tracker, reporter)
     reporter.search_started(search, search.settings.max_trials)
     status, error, interrupted = "FINISHED", "", None
     try:
         tuner = session.tuner(search, runner)  # a resume: the oracle and the finished trials reloaded
-        tuner.search(verbose=0)  # kreg reports progress itself
+        with memory.frozen():  # the collection between trials walks only what they made
+            tuner.search(verbose=0)  # kreg reports progress itself
     except signals.SearchInterrupted as exc:
         status, interrupted = "KILLED", exc
         error = exc.message = _interrupted_line(exc, search, len(runner.records), parent_id, resume_command)
@@ -592,7 +598,10 @@ def run_search(search: Search, *, reporter=None, config: dict, config_text: str,
         status, error = "FAILED", _one_line(exc, search.settings, done=len(runner.records), parent_id=parent_id,
                                             resume_command=resume_command)
     finally:
-        for problem in runner.wait():
+        timing.mark("trials_done")
+        with timing.section("end.wait_finishers"):
+            problems = runner.wait()
+        for problem in problems:
             error = f"{error}; {problem}" if error else problem
         summary = finish_search(search, tracker, session, runner.records, status=status, error=error,
                                 duration_s=session.previous_duration_s + time.perf_counter() - start,
@@ -617,13 +626,15 @@ def finish_search(search: Search, tracker, session, records, *, status: str, err
     from kreg.lab.tracking import report
     from kreg.lab.tracking.mlflow import StoreError
 
+    timing.mark("finish_search")
+
     baseline = records[0] if records else None
     refit_stopped = None
     answer = answering.choose(search, records)
     if status == "FINISHED" and answer.chosen is not None and search.settings.refit and search.splits.in_memory:
         note = getattr(reporter, "note", lambda line: None)
         try:
-            answering.refit_and_compare(search, answer, baseline, echo=note)
+            answering.refit_and_compare(search, answer, baseline, echo=note, tracker=tracker)
         except signals.SearchInterrupted as exc:  # the trials stand; only the refit is left for a resume
             status, interrupted, refit_stopped = "KILLED", exc, exc
             answer.refit = answer.baseline_refit = answer.comparison = answer.exported = None
@@ -658,7 +669,8 @@ def finish_search(search: Search, tracker, session, records, *, status: str, err
         try:
             if answer.refit is not None:
                 try:
-                    tags["kreg.model_artifact"] = answering.save_model(answer, tracker, search)
+                    with timing.section("end.save_model"):
+                        tags["kreg.model_artifact"] = answering.save_model(answer, tracker, search)
                     if answer.model_uri:
                         tags["kreg.model_uri"] = answer.model_uri
                     if answer.registered:
@@ -671,17 +683,22 @@ def finish_search(search: Search, tracker, session, records, *, status: str, err
                     tags["kreg.error"] = summary.error[:5000]
             metrics = {**_parent_metrics(summary, search.task), **answering.parent_metrics(answer),
                        **pruning.parent_metrics(records, search)}
-            artifacts = answering.artifacts(answer, Path(tmp)) + report.search_artifacts(summary, search, Path(tmp))
+            with timing.section("end.report"):
+                artifacts = (answering.artifacts(answer, Path(tmp))
+                             + report.search_artifacts(summary, search, Path(tmp)))
             from kreg.lab.tracking.notes import note_tags, search_note
 
             tags.update(note_tags(search_note(summary, search)))  # the parent's description (Overview)
-            tracker.end_search(metrics, artifacts, status=status, tags=tags)
+            with timing.section("end.write_parent"):
+                tracker.end_search(metrics, artifacts, status=status, tags=tags)
         except StoreError as exc:  # the store is gone: the console summary below is all there is
             summary.error = f"{summary.error}; the summary was not written ({exc})" if summary.error else str(exc)
     session.release()
     if interrupted is not None:
         interrupted.summary = summary
-    reporter.search_ended(summary)
+    with timing.section("end.reporter"):
+        reporter.search_ended(summary)
+    timing.mark("finish_search_done")
     if refit_stopped is not None:
         raise refit_stopped
     return summary

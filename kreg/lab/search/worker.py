@@ -189,7 +189,9 @@ def run_worker(prepared, connection: Connection, info: dict, *, tuner_id: str, e
         tuner.oracle = OracleClient(oracle, connection, tuner_id, timeout_s=max(60.0, 2 * lost_after_s))
         tuner.tuner_id = tuner_id
         try:
-            with signals.deferred():
+            from kreg.lab.trial import memory
+
+            with signals.deferred(), memory.frozen():  # the collection between trials walks only what they made
                 tuner.search(verbose=0)
         except signals.SearchInterrupted as exc:
             code = EXIT_FAILED if heartbeat.stop_reason else exc.exit_code
@@ -243,10 +245,33 @@ def _worker_tuner_class():
     from kreg.lab.search.tuner import KregTuner
 
     class WorkerTuner(KregTuner):
-        """A ``KregTuner`` whose oracle is the chief's: it saves nothing (the chief keeps the state)."""
+        """A ``KregTuner`` whose oracle is the chief's: it saves nothing (the chief keeps the state).
+
+        The worker that ran the baseline refits it as soon as the chief has its result, before it asks
+        for the next trial (``answer.refit_baseline_early``): the chief, which waits for every worker
+        to ask once more before it ends the search, then reads that refit back instead of training it
+        after the last trial, while this worker's cores would otherwise idle.
+        """
+
+        baseline_refit = False
 
         def save(self):
             pass
+
+        def on_trial_end(self, trial):
+            super().on_trial_end(trial)  # the chief has the trial's result first
+            if self.baseline_refit:
+                return
+            record = next((r for r in reversed(self.runner.records) if r.trial_id == trial.trial_id), None)
+            if record is None or not record.plan.is_baseline:
+                return
+            from kreg.lab.search.answer import refit_baseline_early
+
+            self.baseline_refit = True
+            heartbeat = getattr(self.runner.reporter, "heartbeat", None)
+            echo = (lambda line: heartbeat.send([line])) if heartbeat is not None else (lambda line: None)
+            refit_baseline_early(self.runner.search, record, self.runner.tracker, echo=echo,
+                                 by=f"worker {self.tuner_id}")
 
     return WorkerTuner
 

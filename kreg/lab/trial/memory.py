@@ -74,3 +74,24 @@ def release(before: set) -> int:
     for key in stale:
         registry.pop(key, None)
     return len(stale)
+
+
+@contextlib.contextmanager
+def frozen():
+    """A search's trials: what exists before them (TensorFlow, Keras, MLflow: about half a million objects)
+    is moved out of the garbage collector's sight (``gc.freeze``), after one collection, and put back after
+    (``gc.unfreeze``). Every ``clear_session`` between trials runs a full collection, which walked all of
+    them (about 0.25 s a trial on 2 cores, 0.7 s on a loaded machine); frozen, it walks only what the search
+    made since, so a trial's models are still collected. Does nothing when something has frozen objects already
+    (its owner unfreezes them, not kreg)."""
+    import gc
+
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()

@@ -29,6 +29,7 @@ from pathlib import Path
 import keras
 import keras_tuner as kt
 
+from kreg.lab import timing
 from kreg.lab.analysis import stats
 from kreg.lab.analysis.diagnoses import diagnose
 from kreg.lab.search import signals
@@ -82,9 +83,69 @@ class _EpochReporter(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
-        if self.run is not None:
-            self.run.log_epoch(epoch + 1, logs)
-        self.reporter.epoch_end(self.trial_index, epoch + 1, self.epochs, logs)
+        with timing.section("trial.mlflow_epochs"):
+            if self.run is not None:
+                self.run.log_epoch(epoch + 1, logs)
+        with timing.section("trial.reporter"):
+            self.reporter.epoch_end(self.trial_index, epoch + 1, self.epochs, logs)
+
+
+class _Stopwatch(keras.callbacks.Callback):
+    """Timing on (``kreg.lab.timing``): splits ``model.fit`` into its epochs' training, validation and
+    epoch-end callbacks (the honest gap, the monitors, early stopping), and the first epoch's extra cost
+    (tracing) over the median of the later ones. Placed just before the epoch reporter, so the epoch-end
+    time it takes covers every callback before it."""
+
+    def __init__(self):
+        super().__init__()
+        self.train_begin = self.train_end = None
+        self.epochs: list[dict] = []
+
+    def on_train_begin(self, logs=None):
+        self.train_begin = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append({"begin": time.perf_counter()})
+
+    def on_test_begin(self, logs=None):
+        if self.epochs:
+            self.epochs[-1]["test_begin"] = time.perf_counter()
+
+    def on_test_end(self, logs=None):
+        if self.epochs:
+            self.epochs[-1]["test_end"] = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        e = self.epochs[-1]
+        now = time.perf_counter()
+        e.setdefault("test_begin", now)
+        e.setdefault("test_end", e["test_begin"])
+        e["end"] = now
+
+    def on_train_end(self, logs=None):
+        self.train_end = time.perf_counter()
+
+    def account(self, fit_start: float, fit_end: float) -> None:
+        """Adds this fit's parts to the timing totals (``trial.*``)."""
+        if self.train_begin is None:
+            return
+        parts = [(e["test_begin"] - e["begin"], e["test_end"] - e["test_begin"], e["end"] - e["test_end"])
+                 for e in self.epochs if "end" in e]
+        timing.add("trial.build_and_setup", self.train_begin - fit_start)  # model, plan, data, fit's set-up
+        if parts:
+            totals = [sum(p) for p in parts]
+            steady = sorted(totals[1:])[len(totals[1:]) // 2] if len(totals) > 1 else totals[0]
+            first_extra = max(0.0, totals[0] - steady)
+            timing.add("trial.first_epoch_extra", first_extra)
+            share = first_extra / totals[0] if totals[0] else 0.0  # the tracing, taken off the first epoch's parts
+            train = sum(p[0] for p in parts) - share * parts[0][0]
+            validation = sum(p[1] for p in parts) - share * parts[0][1]
+            epoch_end = sum(p[2] for p in parts) - share * parts[0][2]
+            timing.add("trial.train_epochs", train)
+            timing.add("trial.validation", validation)
+            timing.add("trial.epoch_end_callbacks", epoch_end)
+            timing.add("trial.epochs", len(parts))
+        timing.add("trial.fit_teardown", fit_end - (self.train_end or fit_end))
 
 
 class NullReporter:
@@ -153,19 +214,24 @@ class TrialRunner:
         index = len(self.records)
         record = TrialRecord(trial_id=trial_id, plan=plan, hp_values=dict(hp_values))
         self.records.append(record)
-        keras.backend.clear_session()  # keras-tuner #395: memory grows across trials otherwise
-        keras.utils.set_random_seed(search.seed)  # same initialization for every plan
+        timing.mark("first_trial")
+        began = time.perf_counter()
+        with timing.section("trial.clear"):
+            keras.backend.clear_session()  # keras-tuner #395: memory grows across trials otherwise
+            keras.utils.set_random_seed(search.seed)  # same initialization for every plan
         self.reporter.trial_started(index, trial_id, plan, epochs)
         try:
-            run = self.tracker.start_trial(trial_id, hp_values, plan) if self.tracker else None
+            with timing.section("trial.mlflow_start"):
+                run = self.tracker.start_trial(trial_id, hp_values, plan) if self.tracker else None
         except StoreError:
             self._unfinished(record)
             raise
         record.run_id = run.run_id if run else None
         start = time.perf_counter()
         try:
-            with memory.trial_scope():  # what TensorFlow would keep of the trial's graphs is released after
-                self._train(record, plan, run, index, epochs)  # a signal lands after a batch (_EpochReporter)
+            with timing.section("trial.scope"), memory.trial_scope():  # what TensorFlow would keep of the
+                with timing.section("trial.train_call"):  # trial's graphs is released after
+                    self._train(record, plan, run, index, epochs)  # a signal lands after a batch (_EpochReporter)
             pruned = record.metrics.get("pruned_at_epoch") or record.metrics.get("pruned_at_fold")
             record.status = PRUNED if pruned else COMPLETED
             record.diagnoses = diagnose(record.history, record.metrics, search.task.primary)
@@ -181,12 +247,14 @@ class TrialRunner:
         record.duration_s = time.perf_counter() - start
         if run is not None:
             try:
-                self._commit(record, run)
+                with timing.section("trial.mlflow_commit"):
+                    self._commit(record, run)
             except StoreError:
                 self._unfinished(record)
                 raise
             self._finishing.append((record, self._finisher.submit(self._finish_run, record, run)))
         self.reporter.trial_ended(index, record)
+        timing.add("trial.total", time.perf_counter() - began)
         if record.status == FAILED:
             raise kt.errors.FailedTrialError(record.reason.strip().splitlines()[-1])
         return record
@@ -224,8 +292,15 @@ class TrialRunner:
 
     def _fit(self, search, plan, epochs, sample, *callbacks):
         """Trains and measures ``plan`` on ``search``'s splits: (fitted, end figures)."""
+        watch = _Stopwatch() if timing.enabled() else None
+        if watch is not None:  # just before the epoch reporter (the last), after every other epoch-end callback
+            callbacks = (*callbacks[:-1], watch, callbacks[-1]) if callbacks else (watch,)
+        start = time.perf_counter()
         fitted = fit_plan(search, plan, epochs, sample, seed=self.search.seed, last_callbacks=list(callbacks))
-        metrics = measure.final_metrics(fitted, search)
+        if watch is not None:
+            watch.account(start, time.perf_counter())
+        with timing.section("trial.final_figures"):  # the test evaluation, the kept weights' honest figures
+            metrics = measure.final_metrics(fitted, search)
         if plan.schedule is not None:
             metrics["scheduled_targets"] = fitted.scheduled
         if plan.ensemble and plan.ensemble > 1:
@@ -369,7 +444,7 @@ class TrialRunner:
         run.set_tags(tags)
 
     def _finish_run(self, record: TrialRecord, run) -> None:
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, timing.section("trial.plots_background"):
             tmp = Path(tmp)
             if record.history.get("loss"):
                 plots.learning_curves(
@@ -378,4 +453,5 @@ class TrialRunner:
                     title=f"trial {record.trial_id}: {record.plan.describe()}",
                 )
                 run.log_artifact(tmp / "learning_curves.png")
-        run.finish(record.status, record.reason)
+        with timing.section("trial.mlflow_finish_background"):
+            run.finish(record.status, record.reason)
