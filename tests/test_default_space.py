@@ -261,3 +261,14 @@ def test_the_readme_table_lists_every_technique_of_the_default_table():
     table = text[text.index("### The default search space"):text.index("What that gives:")]
     for row in ds.DEFAULTS:
         assert f"| `{row.name}` |" in table, row.name
+
+
+def test_kreg_validate_says_a_pipeline_without_techniques_searches_the_default_space(tmp_path, capsys):
+    from kreg.lab.cli import main
+
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text(yaml.safe_dump({"name": "p", "data": {"dataset": "wine"}, "model": {"type": "mlp"}}))
+    assert main(["validate", str(pipeline)]) == 0
+    out = capsys.readouterr().out
+    said = f"techniques: none given, so kreg's default space for the model and data (`kreg techniques --for {pipeline}`"
+    assert said in out
