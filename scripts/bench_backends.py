@@ -14,8 +14,11 @@ others (each trial's ``duration_s``, read back from the store):
 
 ``--epoch`` also measures one epoch of the demo's baseline CNN in steady state (the mean of epochs 2-4, the
 first one holds the compilation) under TensorFlow with ``jit_compile`` False and True (XLA) and under JAX.
+``--cv 3`` cross-validates every trial: its folds compile the same computations, which the cache reads back.
 
     python scripts/bench_backends.py pipelines/mnist1d_cnn.yaml --trials 4 --epochs 10 --epoch
+    python scripts/bench_backends.py pipelines/mnist1d_cnn.yaml --trials 2 --epochs 5 --cv 3 \
+        --configs tensorflow,jax-nocache,jax-cold
 """
 
 from __future__ import annotations
@@ -80,7 +83,8 @@ def _search(pipeline: Path, name: str, extra: dict, work: Path, args) -> dict:
     home.mkdir()
     uri = f"sqlite:///{home / 'mlflow.db'}"
     command = [sys.executable, "-m", "kreg.lab.cli", "tune", str(pipeline), "--max-trials", str(args.trials),
-               "--epochs", str(args.epochs), "--prune", "none", "--tracking-uri", uri, "--experiment", "bench"]
+               "--epochs", str(args.epochs), "--prune", "none", "--tracking-uri", uri, "--experiment", "bench",
+               *(["--cv", str(args.cv)] if args.cv else [])]
     start = time.perf_counter()
     done = subprocess.run(command, env=_env({**extra, "KREG_HOME": str(home)}), cwd=home, capture_output=True,
                           text=True)
@@ -109,6 +113,7 @@ def main(argv=None) -> int:
     parser.add_argument("pipeline", nargs="?", default="pipelines/mnist1d_cnn.yaml")
     parser.add_argument("--trials", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--cv", type=int, help="cross-validate every trial on this many folds (default: holdout)")
     parser.add_argument("--refit", action="store_true", help="refit the answer as the pipeline says (default: off)")
     parser.add_argument("--configs", default=",".join(CONFIGS), help=f"of {', '.join(CONFIGS)}")
     parser.add_argument("--epoch", action="store_true", help="also one epoch in steady state, TF with and without XLA")
@@ -126,7 +131,8 @@ def main(argv=None) -> int:
         pipeline = work / Path(args.pipeline).name
         pipeline.write_text(yaml.safe_dump(config, sort_keys=False))
         cache = work / "jax-cache"
-        print(f"{Path(args.pipeline).name}: {args.trials} trials x {args.epochs} epochs, no pruning, "
+        print(f"{Path(args.pipeline).name}: {args.trials} trials x {args.epochs} epochs"
+              f"{f' x {args.cv} folds' if args.cv else ''}, no pruning, "
               f"{'refit' if args.refit else 'no refit'}; {os.cpu_count()} cores", flush=True)
         print(f"{'configuration':<20} {'wall s':>7} {'trial 1 s':>9} {'trials 2+ s (mean)':>19}", flush=True)
         for name in names:
