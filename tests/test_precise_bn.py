@@ -119,6 +119,21 @@ def test_nested_layers_are_updated_and_frozen_ones_left_alone():
 
 
 @agnostic
+def test_a_layer_frozen_between_two_recomputes_is_left_alone_by_the_second():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(32, 3)).astype("float32")
+    inp = keras.Input((3,))
+    first, second = keras.layers.BatchNormalization(), keras.layers.BatchNormalization()
+    model = keras.Model(inp, second(first(inp)))
+    assert recompute_batch_norm_statistics(model, x, batch_size=16).layers == 2  # compiled once (TensorFlow)
+    second.trainable = False
+    kept = values([second.moving_mean, second.moving_variance])
+    assert recompute_batch_norm_statistics(model, x + 5.0, batch_size=16).layers == 1
+    np.testing.assert_allclose(values([first.moving_mean])[0], (x + 5.0).mean(0), atol=1e-5)
+    assert all(np.array_equal(a, b) for a, b in zip(kept, values([second.moving_mean, second.moving_variance])))
+
+
+@agnostic
 def test_dropout_is_off_and_no_other_state_moves():
     rng = np.random.default_rng(3)
     x = (rng.normal(size=(64, 3)) * 2.0 + 1.0).astype("float32")

@@ -75,9 +75,9 @@ def precise_bn(search, model, splits, batch_size: int, seed: int, every: int | N
     ``DEFAULT_MAX_EXAMPLES`` of them (a seeded sample, the same every time), in batches of the training batch
     size. ``every=1``: also before every validation, so each epoch's validation figures (the objective, early
     stopping, pruning) and the honest gap are measured with the statistics of that epoch's weights; those
-    per-epoch recomputes read ``epoch_data`` (the honest gap's fixed training sample), which costs about what
-    the gap's own evaluation does: a pass over the whole split costs more than an epoch of training
-    (``scripts/bench_precise_bn.py``). The end of training (the end figures, the refit, the saved model) reads
+    per-epoch recomputes read ``epoch_data`` (the honest gap's fixed training sample), about what the gap's own
+    evaluation costs (a pass over the demo's 3200-example split costs a fifth of an epoch; the sample 6%:
+    ``scripts/bench_precise_bn.py``). The end of training (the end figures, the refit, the saved model) reads
     the split.
     """
     if search.training.precise_bn is False:
