@@ -208,8 +208,8 @@ def test_precise_bn_setting_is_checked_before_any_work(tmp_path):
     x, y = series(48, 0)
     for bad in ("yes", 1, None):
         with pytest.raises(ConfigError, match="precise_bn") as info:
-            kreg.tune(fcn, kreg.data.from_arrays(x, y), precise_bn=bad, max_trials=1, epochs=1, verbose=0,
-                      tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+            kreg.tune(fcn, kreg.data.from_arrays(x, y, x_test=x[:12], y_test=y[:12]), precise_bn=bad, max_trials=1,
+                      epochs=1, verbose=0, tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
         assert info.value.field == "precise_bn" and info.value.value == bad
     assert not (tmp_path / "mlflow.db").exists()
     base = {"name": "t", "data": {"dataset": "wine"}, "model": {"type": "mlp"}, "training": {"precise_bn": "on"}}
