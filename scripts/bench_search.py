@@ -43,6 +43,7 @@ keras-tuner's and at most 1x Optuna's).
     python scripts/bench_search.py                                        # 20 trials x 30 epochs, seeds 0 1 2
     python scripts/bench_search.py --trials 3 --epochs 2 --seeds 0        # a quick look
     python scripts/bench_search.py --trials 12 --epochs 15 --seeds 0 --only a,c,d --out bench_search.json
+    python scripts/bench_search.py --cv 3 --only a,b --trials 12 --epochs 15 --seeds 0   # fold pruning's saving
 
 Needs Optuna for (d): ``pip install -e .[bench]``.
 """
@@ -76,11 +77,12 @@ TARGETS = {"b": (None, None), "c": (0.5, 0.5), "d": (0.5, 1.0)}
 
 # --------------------------------------------------------------------------------------------- kreg
 
-def run_kreg(seed: int, trials: int, epochs: int, prune: str | None, store: Path) -> dict:
+def run_kreg(seed: int, trials: int, epochs: int, prune: str | None, store: Path, cv: int | None = None) -> dict:
     import kreg
     from kreg.lab.config import load_pipeline
 
-    cfg = load_pipeline(PIPELINE).with_overrides(max_trials=trials, epochs=epochs, seed=seed, prune=prune)
+    cfg = load_pipeline(PIPELINE).with_overrides(max_trials=trials, epochs=epochs, seed=seed, prune=prune, cv=cv,
+                                                 select="one_se" if cv else None)
     kwargs = cfg.tune_kwargs()
     label = "pruned" if prune is None else prune
     kwargs.update(verbose=0, tracking_uri=f"sqlite:///{store / 'mlflow.db'}",
@@ -319,8 +321,14 @@ def main(argv=None) -> int:
                         help="the peers' early-stopping patience (default 8, the smaller of the pipeline's two)")
     parser.add_argument("--optuna-final", choices=("keep", "retrain"), default="keep",
                         help="Optuna's answer: the best trial's own model (keep) or its parameters retrained")
+    parser.add_argument("--cv", type=int, metavar="FOLDS",
+                        help="kreg's searches (a, b) cross-validate with FOLDS folds and choose by the one-SE rule: "
+                             "(a) prunes across folds, (b) does not; the target is a's wall time at most 0.5x b's "
+                             "with the same answer")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
+    if args.cv:
+        TARGETS["b"] = (None, 0.5)
     keys = [k.strip() for k in args.only.split(",") if k.strip()]
     unknown = [k for k in keys if k not in SYSTEMS]
     if unknown or not keys:
@@ -344,9 +352,9 @@ def main(argv=None) -> int:
         for key in keys:
             with tempfile.TemporaryDirectory(prefix=f"bench-search-{key}-") as tmp:
                 if key == "a":
-                    r = run_kreg(seed, args.trials, args.epochs, None, Path(tmp))
+                    r = run_kreg(seed, args.trials, args.epochs, None, Path(tmp), args.cv)
                 elif key == "b":
-                    r = run_kreg(seed, args.trials, args.epochs, "none", Path(tmp))
+                    r = run_kreg(seed, args.trials, args.epochs, "none", Path(tmp), args.cv)
                 elif key == "c":
                     r = run_keras_tuner(seed, args.trials, args.epochs, args.patience, Path(tmp))
                 else:

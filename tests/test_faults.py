@@ -21,7 +21,7 @@ PIPELINE = {
     "data": {"dataset": "wine", "train_eval_samples": 50},
     "model": {"type": "mlp", "width": 8, "depth": 1},
     "training": {"epochs": 2, "batch_size": 16, "learning_rate": 0.01},
-    "search": {"tuner": "random", "max_trials": 1, "refit": False,  # the refit: tests/test_selection.py
+    "search": {"cv": None, "tuner": "random", "max_trials": 1, "refit": False,  # the refit: tests/test_selection.py
                "techniques": {"dropout": {"min": 0.1, "max": 0.3}}},
 }
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}

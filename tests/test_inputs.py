@@ -84,7 +84,7 @@ def splits():
 
 
 def _tune(data, tmp_path, **kwargs):
-    return kreg.tune("mlp", data, **{"tuner": "random", "epochs": 1, "verbose": 0,
+    return kreg.tune("mlp", data, **{"tuner": "random", "epochs": 1, "verbose": 0, "cv": None,
                                      "tracking_uri": f"sqlite:///{tmp_path}/store/mlflow.db", **kwargs})
 
 

@@ -14,7 +14,7 @@ PIPELINE = {
     "data": {"dataset": "wine", "train_eval_samples": 50},
     "model": {"type": "mlp", "width": 16, "depth": 1},
     "training": {"epochs": 2, "batch_size": 16, "learning_rate": 0.01},
-    "search": {
+    "search": {"cv": None,
         "tuner": "random",
         "max_trials": 2,
         "techniques": {"dropout": {"min": 0.1, "max": 0.3}, "l2": {"min": 1e-5, "max": 1e-3, "scale": "log"}},
@@ -105,7 +105,7 @@ def test_diverging_trial_is_failed_and_search_goes_on(tmp_path, tfds_dir):
         "name": "wine_nan",
         "data": {**PIPELINE["data"], "data_dir": tfds_dir},
         "training": {"epochs": 2, "batch_size": 16, "learning_rate": 0.01, "optimizer": "sgd"},
-        "search": {"tuner": "grid", "max_trials": 3, "max_consecutive_failed_trials": 5, "refit": False,
+        "search": {"cv": None, "tuner": "grid", "max_trials": 3, "max_consecutive_failed_trials": 5, "refit": False,
                    "techniques": {"learning_rate": {"values": [0.01, 1.0e12, 0.02]}}},
     }
     uri = f"sqlite:///{tmp_path}/mlflow.db"
@@ -129,7 +129,7 @@ PROCEDURES = {
     "model": {"type": "mlp", "width": 16, "depth": 1},
     "training": {"epochs": 4, "batch_size": 16, "learning_rate": 0.01},
     "monitor": {"weights": True, "sharpness": {"samples": 2, "every": 1}},
-    "search": {
+    "search": {"cv": None,
         "tuner": "random",
         "max_trials": 1,
         "techniques": {
@@ -173,7 +173,7 @@ AUGMENTED = {
     "data": {"dataset": "wine", "train_eval_samples": 50},
     "model": {"type": "mlp", "width": 16, "depth": 1},
     "training": {"epochs": 3, "batch_size": 16, "learning_rate": 0.01},
-    "search": {
+    "search": {"cv": None,
         "tuner": "random",
         "max_trials": 1,
         "techniques": {

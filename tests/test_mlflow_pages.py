@@ -33,7 +33,7 @@ def _search(tmp_path, experiment="pages", **kwargs):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     summary = kreg.tune("mlp", data, techniques={"dropout": {"min": 0.1, "max": 0.5}}, max_trials=2,
                         epochs=3, tuner="random", tracking_uri=uri, experiment=experiment, verbose=0,
-                        model_args={"width": 8, "depth": 1}, **kwargs)
+                        model_args={"width": 8, "depth": 1}, **{"cv": None, **kwargs})
     return summary, MlflowClient(uri)
 
 

@@ -32,7 +32,7 @@ PIPELINE = {
     "model": {"type": "mlp", "width": 32, "depth": 1},
     "training": {"epochs": EPOCHS, "batch_size": 8},
     # refit: the chief's refit is tested by test_kreg_tune_with_workers_from_python; here it would only add time
-    "search": {"tuner": "random", "max_trials": TRIALS, "refit": False, "techniques": {
+    "search": {"cv": None, "tuner": "random", "max_trials": TRIALS, "refit": False, "techniques": {
         "l2": {"min": 1.0e-5, "max": 1.0e-2, "scale": "log"},
         "dropout": {"min": 0.1, "max": 0.5},
     }},
@@ -191,9 +191,9 @@ def test_kreg_tune_with_workers_from_python(tmp_path, wine_splits):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     space = {"dropout": {"min": 0.1, "max": 0.5}, "l2": {"min": 1e-5, "max": 1e-2, "scale": "log"}}
     with pytest.raises(ConfigError, match="picklable"):  # refused before anything starts
-        kreg.tune(lambda: build_small(), wine_splits, techniques=space, workers=2, tracking_uri=uri, verbose=0)
+        kreg.tune(lambda: build_small(), wine_splits, techniques=space, workers=2, tracking_uri=uri, verbose=0, cv=None)
     summary = kreg.tune(build_small, wine_splits, techniques=space, tuner="random", max_trials=3, epochs=3,
-                        workers=2, tracking_uri=uri, experiment="python", verbose=0)
+                        workers=2, tracking_uri=uri, experiment="python", verbose=0, cv=None)
     assert summary.status == "FINISHED", summary.error
     assert [r.trial_id for r in summary.records] == ["0", "1", "2"]
     assert all(r.status == "COMPLETED" and r.run_id for r in summary.records)
@@ -286,7 +286,7 @@ def test_a_chief_that_cannot_open_its_store_stops_its_workers_and_exits(tmp_path
         if __name__ == "__main__":  # the spawned workers import this file too
             tracking.SearchTracker = Unreachable
             kreg.tune("mlp", "wine", techniques={"dropout": {"min": 0.1, "max": 0.5}}, model_args={"width": 8},
-                      tuner="random", max_trials=2, epochs=1, workers=2, tracking_uri=sys.argv[1], verbose=0)
+                      tuner="random", max_trials=2, epochs=1, workers=2, tracking_uri=sys.argv[1], verbose=0, cv=None)
     '''))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     proc = subprocess.Popen([sys.executable, str(script), uri], cwd=tmp_path, env=_env(tmp_path),

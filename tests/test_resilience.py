@@ -40,7 +40,7 @@ PIPELINE = {
     "data": {"dataset": "wine", "train_eval_samples": None},
     "model": {"type": "mlp", "width": 32, "depth": 1},
     "training": {"epochs": EPOCHS, "batch_size": 1},  # about 0.2 s an epoch on 2 cores; a trial under 5 s
-    "search": {"tuner": "random", "max_trials": MAX_TRIALS, "refit": False, "techniques": {  # refit: test_selection
+    "search": {"cv": None, "tuner": "random", "max_trials": MAX_TRIALS, "refit": False, "techniques": {  # refit: test_selection
         "l2": {"min": 1.0e-5, "max": 1.0e-2, "scale": "log"},
         "dropout": {"min": 0.1, "max": 0.5},
     }},
@@ -254,7 +254,7 @@ def test_signal_mid_trial_closes_runs_then_resume(signum, tmp_path):
 def test_signal_during_the_refit_stops_it_and_resume_only_refits(tmp_path):
     """Issue 19 item 3: SIGTERM in the refit stops it at the next batch (not after the whole refit), the parent
     ends KILLED (the store and the exit code agree) with the trials intact, and --resume redoes only the refit."""
-    pipeline = _write(tmp_path / "p.yaml", {**PIPELINE, "name": "resilience_refit", "search": {
+    pipeline = _write(tmp_path / "p.yaml", {**PIPELINE, "name": "resilience_refit", "search": {"cv": None,
         **PIPELINE["search"], "max_trials": 2, "refit": True}})
     terminal = _Terminal(tmp_path, pipeline)
     terminal.wait_for(r"refit: .* on training \+ validation for \d+ epochs")  # an event: the refit has begun
@@ -332,10 +332,10 @@ def test_resume_with_nothing_to_resume_is_refused(tmp_path):
     x, y = rng.normal(size=(60, 4)).astype("float32"), np.arange(60) % 2
     with pytest.raises(ResumeError, match="no unfinished search of pipeline 'tiny' in experiment 'tiny'"):
         kreg.tune("mlp", (x, y, x[:20], y[:20]), name="tiny", resume=True, verbose=0, epochs=1,
-                  tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+                  tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", cv=None)
     with pytest.raises(ResumeError, match="no run 0123456789abcdef"):
         kreg.tune("mlp", (x, y, x[:20], y[:20]), name="tiny", resume="0123456789abcdef", verbose=0, epochs=1,
-                  tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+                  tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", cv=None)
 
 
 def test_signal_guard_defers_to_checkpoints_and_restores_handlers(capfd):
@@ -363,7 +363,7 @@ def test_signal_guard_defers_to_checkpoints_and_restores_handlers(capfd):
 ORACLE_CFG = {
     "name": "o", "seed": 0, "data": {"dataset": "wine"}, "model": {"type": "mlp"},
     # The Bayesian oracle: 3 random proposals, then 3 from its Gaussian process.
-    "search": {"max_trials": 6, "initial_points": 3, "exclusive": [["l1", "l2"]], "techniques": {
+    "search": {"cv": None, "max_trials": 6, "initial_points": 3, "exclusive": [["l1", "l2"]], "techniques": {
         "l1": {"min": 1e-6, "max": 1e-3, "scale": "log", "step": 10},
         "l2": {"min": 1e-6, "max": 1e-3, "scale": "log", "step": 10},
         "dropout": {"values": [0.1, 0.3, 0.5]},

@@ -72,7 +72,7 @@ def test_cv_settings_and_data_are_refused_before_anything_runs(tmp_path):
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     with pytest.raises(ConfigError, match="`select`.*search.cv as well"):
-        kreg.tune("mlp", "wine", select="one_se", tracking_uri=uri, **SMALL)
+        kreg.tune("mlp", "wine", select="one_se", cv=None, tracking_uri=uri, **SMALL)
     with pytest.raises(ConfigError, match="`repeats`.*cv= as well"):
         kreg.tune("mlp", "wine", repeats=3, tracking_uri=uri, **SMALL)
     with pytest.raises(ConfigError, match="`cv.folds`.*greater than or equal to 2"):

@@ -49,7 +49,7 @@ def test_users_functional_model_on_arrays(tmp_path):
         "spatial_dropout": {"optional": False, "rate": 0.1},
         "dropout": {"optional": False, "rate": 0.2},
         "label_smoothing": {"min": 0.0, "max": 0.2},
-    }, max_trials=2, epochs=2, tuner="random", tracking_uri=uri, experiment="users_cnn")
+    }, max_trials=2, epochs=2, tuner="random", tracking_uri=uri, experiment="users_cnn", cv=None)
     assert result.baseline is result.records[0] and len(result.records) == 2
     assert result.best is not None and result.best.run_id
     client, parent, children = runs(uri, "users_cnn")
@@ -77,7 +77,7 @@ def test_softmax_and_logits_outputs_train_alike(tmp_path, activation):
         return keras.Model(inp, keras.layers.Dense(3, activation=activation)(h))
 
     result = kreg.tune(build, data, techniques={}, max_trials=1, epochs=3, tuner="random", learning_rate=0.01,
-                       tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", experiment="heads")
+                       tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", experiment="heads", cv=None)
     m = result.baseline.metrics
     assert m["train_accuracy"] > 0.6  # learnable data: a wrong from_logits would stall it
     assert m["val_loss"] < np.log(3)
@@ -93,7 +93,7 @@ def test_regression_contract_in_mlflow(tmp_path):
     result = kreg.tune("mlp", data, model_args={"width": 16, "depth": 1}, learning_rate=0.01,
                        techniques={"dropout": {"min": 0.1, "max": 0.3}, "label_smoothing": None} if False else
                        {"dropout": {"min": 0.1, "max": 0.3}}, max_trials=2, epochs=3, tuner="random",
-                       tracking_uri=uri, experiment="reg")
+                       tracking_uri=uri, experiment="reg", cv=None)
     assert result.metric == "rmse" and result.higher_is_better is False
     client, parent, children = runs(uri, "reg")
     for child in children:
@@ -114,7 +114,7 @@ def test_regression_refuses_classification_techniques(tmp_path):
     data = kreg.data.from_arrays(x, x[:, 0] * 2.0, x_test=x[:20], y_test=x[:20, 0])
     with pytest.raises(ConfigError, match=r"`techniques.label_smoothing`.*a technique for classification"):
         kreg.tune("mlp", data, techniques={"label_smoothing": {"min": 0.0, "max": 0.1}},
-                  tracking_uri=f"sqlite:///{tmp_path}/s/mlflow.db")
+                  tracking_uri=f"sqlite:///{tmp_path}/s/mlflow.db", cv=None)
     assert not (tmp_path / "s").exists()
 
 
@@ -133,11 +133,11 @@ def test_subclassed_model_agnostic_only(tmp_path):
     data = kreg.data.from_arrays(x, y, x_test=x[:30], y_test=y[:30])
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     result = kreg.tune(lambda plan: Subclassed(), data, techniques={"label_smoothing": {"min": 0.05, "max": 0.1}},
-                       max_trials=1, epochs=1, tracking_uri=uri, experiment="sub")
+                       max_trials=1, epochs=1, tracking_uri=uri, experiment="sub", cv=None)
     assert result.records[0].status == "COMPLETED"
     with pytest.raises(ConfigError, match="dropout"):
         kreg.tune(Subclassed, data, techniques={"dropout": {"min": 0.1, "max": 0.2}},
-                  tracking_uri=f"sqlite:///{tmp_path}/refused/mlflow.db")
+                  tracking_uri=f"sqlite:///{tmp_path}/refused/mlflow.db", cv=None)
     assert not (tmp_path / "refused").exists()  # refused before any run
 
 
@@ -152,19 +152,19 @@ def test_misfit_plan_fails_before_any_run(tmp_path):
     data = kreg.data.from_arrays(x, y, x_test=x[:20], y_test=y[:20])
     with pytest.raises(ConfigError, match="spatial"):
         kreg.tune(mlp, data, techniques={"spatial_dropout": {"min": 0.1, "max": 0.2}},
-                  tracking_uri=f"sqlite:///{tmp_path}/s/mlflow.db")
+                  tracking_uri=f"sqlite:///{tmp_path}/s/mlflow.db", cv=None)
     with pytest.raises(ConfigError, match="output units"):
         kreg.tune(mlp, kreg.data.from_arrays(x, np.arange(60) % 3, x_test=x[:21], y_test=np.arange(21) % 3),
-                  tracking_uri=f"sqlite:///{tmp_path}/s/mlflow.db")
+                  tracking_uri=f"sqlite:///{tmp_path}/s/mlflow.db", cv=None)
     with pytest.raises(ConfigError, match="objective"):
-        kreg.tune(mlp, data, objective="val_mae", tracking_uri=f"sqlite:///{tmp_path}/s/mlflow.db")
+        kreg.tune(mlp, data, objective="val_mae", tracking_uri=f"sqlite:///{tmp_path}/s/mlflow.db", cv=None)
     assert not (tmp_path / "s").exists()
 
 
 def test_bad_data_fails_before_any_run(tmp_path):
     x = np.zeros((10, 3), "float32")
     with pytest.raises(DataError):
-        kreg.tune("mlp", (x, np.arange(9)), tracking_uri=f"sqlite:///{tmp_path}/s/mlflow.db")
+        kreg.tune("mlp", (x, np.arange(9)), tracking_uri=f"sqlite:///{tmp_path}/s/mlflow.db", cv=None)
     assert not (tmp_path / "s").exists()
 
 
@@ -174,7 +174,7 @@ def test_a_keras_model_instance_is_cloned_with_fresh_weights(tmp_path):
     model = skip_cnn()
     before = [w.copy() for w in model.get_weights()]
     result = kreg.tune(model, data, techniques={"dropout": {"optional": False, "rate": 0.2}}, max_trials=1,
-                       epochs=1, tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", experiment="inst")
+                       epochs=1, tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", experiment="inst", cv=None)
     assert result.records[0].status == "COMPLETED"
     for a, b in zip(before, model.get_weights()):
         np.testing.assert_array_equal(a, b)  # the user's model is never trained or changed
@@ -192,12 +192,12 @@ def test_binary_sigmoid_head_and_its_refusals(tmp_path):
         return keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(h))
 
     result = kreg.tune(build, data, techniques={"l2": {"optional": False, "strength": 1e-4}}, max_trials=1,
-                       epochs=20, learning_rate=0.05, tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", experiment="bin")
+                       epochs=20, learning_rate=0.05, tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", experiment="bin", cv=None)
     m = result.baseline.metrics
     assert m["train_accuracy"] > 0.8 and "test_accuracy" in m
     with pytest.raises(ConfigError, match="augment_mixup"):
         kreg.tune(build, data, techniques={"augment_mixup": {"min": 0.1, "max": 0.2}},
-                  tracking_uri=f"sqlite:///{tmp_path}/s/mlflow.db")
+                  tracking_uri=f"sqlite:///{tmp_path}/s/mlflow.db", cv=None)
     assert not (tmp_path / "s").exists()
 
 
@@ -209,11 +209,11 @@ def test_streamed_tf_data_through_tune(tmp_path):
     data = kreg.data.from_datasets(ds(x[:80], y[:80]), validation=ds(x[80:104], y[80:104]),
                                    test=ds(x[104:], y[104:]), task="classification", num_classes=3)
     result = kreg.tune(skip_cnn, data, techniques={"dropout": {"optional": False, "rate": 0.1}}, max_trials=1,
-                       epochs=2, tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", experiment="stream")
+                       epochs=2, tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", experiment="stream", cv=None)
     assert result.records[0].status == "COMPLETED"
     with pytest.raises(ConfigError, match="ensemble"):
         kreg.tune(skip_cnn, data, techniques={"ensemble": {"members": 2}},
-                  tracking_uri=f"sqlite:///{tmp_path}/s/mlflow.db")
+                  tracking_uri=f"sqlite:///{tmp_path}/s/mlflow.db", cv=None)
 
 
 def test_yaml_with_csv_and_builder_behaves_like_the_call(tmp_path):
@@ -272,7 +272,7 @@ def test_builder_taking_the_plan_places_techniques_with_its_helpers(tmp_path):
     result = kreg.tune(build, data, techniques={
         "l2": {"optional": False, "strength": 1e-4}, "dropout": {"optional": False, "rate": 0.2},
         "spatial_dropout": {"optional": False, "rate": 0.1}, "augment_flip": {"optional": False, "strength": 1.0}},
-        max_trials=1, epochs=1, tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", experiment="planned")
+        max_trials=1, epochs=1, tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", experiment="planned", cv=None)
     placements = result.records[0].placements
     assert placements["l2"] == ["conv", "hidden", "logits"]
     assert placements["dropout"] == ["hidden_dropout"] and placements["spatial_dropout"] == ["conv_sdrop"]
@@ -300,7 +300,7 @@ def test_heads_read_from_their_outputs(tmp_path):
 
     for build in (logit, op_softmax):
         result = kreg.tune(build, data, techniques={}, max_trials=1, epochs=20, learning_rate=0.05, verbose=0,
-                           tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", experiment=build.__name__)
+                           tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", experiment=build.__name__, cv=None)
         m = result.baseline.metrics
         assert m["train_accuracy"] > 0.8, build.__name__  # a misread head would not learn
         assert 0 < m["val_nll"] < np.log(2) and m["val_nll"] <= m["val_loss"] + 1e-6
@@ -316,17 +316,17 @@ def test_models_that_cannot_fit_the_data_are_refused_before_any_run(tmp_path):
         return keras.Model(inp, keras.layers.Dense(1, activation="relu")(inp))
 
     with pytest.raises(ConfigError, match="output activation relu"):
-        kreg.tune(relu_head, reg, tracking_uri=uri)
+        kreg.tune(relu_head, reg, tracking_uri=uri, cv=None)
 
     def wrong_input():
         inp = keras.Input((5,))
         return keras.Model(inp, keras.layers.Dense(1)(inp))
 
     with pytest.raises(ConfigError, match=r"input shape \(5,\)"):
-        kreg.tune(wrong_input, reg, tracking_uri=uri)
+        kreg.tune(wrong_input, reg, tracking_uri=uri, cv=None)
     cls = kreg.data.from_arrays(x[:90], y[:90], x_test=x[90:], y_test=y[90:])
     with pytest.raises(ConfigError, match="val_accuracy"):
-        kreg.tune("mlp", cls, metrics=[keras.metrics.AUC(name="auc")], tracking_uri=uri)
+        kreg.tune("mlp", cls, metrics=[keras.metrics.AUC(name="auc")], tracking_uri=uri, cv=None)
     assert not (tmp_path / "s").exists()
 
 
@@ -335,6 +335,6 @@ def test_hyperband_baseline_trains_every_epoch_and_zero_strength_is_off(tmp_path
     data = kreg.data.from_arrays(x[:150], y[:150], x_test=x[150:], y_test=y[150:])
     result = kreg.tune("mlp", data, model_args={"width": 8, "depth": 1}, tuner="hyperband", max_trials=3,
                        epochs=9, techniques={"dropout": {"min": 0.1, "max": 0.3}}, verbose=0,
-                       tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+                       tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", cv=None)
     assert result.baseline.plan.is_baseline and result.baseline.metrics["epochs_run"] == 9
     assert kreg.RegularizationPlan(l2=0.0, label_smoothing=0.0).is_baseline

@@ -13,7 +13,7 @@ CFG = {
     "data": {"dataset": "mnist1d"},
     "model": {"type": "cnn1d"},
     "training": {"batch_size": 64, "learning_rate": 0.002},
-    "search": {
+    "search": {"cv": None,
         "tuner": "random",
         "max_trials": 30,
         "exclusive": [["l1", "l2", "elastic_net"]],
@@ -100,7 +100,7 @@ def test_first_trial_is_baseline_and_max_active_holds(tuner, tmp_path):
 def test_grid_enumerates_from_baseline(tmp_path):
     grid = {
         "name": "g", "data": {"dataset": "wine"}, "model": {"type": "mlp"},
-        "search": {"tuner": "grid", "max_trials": 50, "techniques": {
+        "search": {"cv": None, "tuner": "grid", "max_trials": 50, "techniques": {
             "dropout": {"values": [0.1, 0.3]}, "batch_norm": {}}},
     }
     cfg = parse_pipeline(grid)

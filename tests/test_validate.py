@@ -185,7 +185,7 @@ def test_a_plan_builder_that_raises_from_python_is_a_builder_error_with_the_plan
         with pytest.raises(BuilderError) as info:
             kreg.tune(builder, wine_splits, techniques={"dropout": {"rate": {"min": 0.1, "max": 0.3}}},
                       tuner="random", max_trials=1, epochs=1, tracking_uri=f"sqlite:///{tmp_path}/s/mlflow.db",
-                      verbose=0)
+                      verbose=0, cv=None)
     finally:
         sys.path.remove(str(tmp_path))
     error = info.value

@@ -7,6 +7,7 @@ import logging
 import os
 import shlex
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -26,6 +27,9 @@ def _parser() -> argparse.ArgumentParser:
     tune = sub.add_parser("tune", help="search regularization for a pipeline and log every trial to MLflow")
     tune.add_argument("pipeline", help="pipeline YAML file, e.g. pipelines/mnist1d_cnn.yaml")
     tune.add_argument("--max-trials", type=int, help="override search.max_trials")
+    tune.add_argument("--budget", metavar="DURATION",
+                      help="override search.budget: the wall time the whole search may take, refit included "
+                           "(e.g. 20m, 1h30m, 90s); with a budget, max_trials is optional")
     tune.add_argument("--epochs", type=int, help="override training.epochs")
     tune.add_argument("--seed", type=int, help="override seed")
     tune.add_argument("--cv", type=int, metavar="FOLDS",
@@ -80,7 +84,6 @@ def _parser() -> argparse.ArgumentParser:
                             help="print the space kreg searches for this pipeline's model and data when "
                                  "search.techniques is absent: each technique, its range, why and the source")
 
-
     study = sub.add_parser("study", help="measure one of the seeds' claims on a model and data (a learning "
                                          "curve, ensemble size...) and log it to MLflow with its plot")
     study.add_argument("kind", help="the study: " + ", ".join(_study_kinds()))
@@ -111,8 +114,8 @@ def _parser() -> argparse.ArgumentParser:
 def _load(args):
     cfg = load_pipeline(args.pipeline)
     overrides = {k: getattr(args, k, None)
-                 for k in ("max_trials", "epochs", "seed", "cv", "select", "prune", "tracking_uri", "experiment",
-                           "register")}
+                 for k in ("max_trials", "budget", "epochs", "seed", "cv", "select", "prune", "tracking_uri",
+                           "experiment", "register")}
     return cfg.with_overrides(**overrides)
 
 
@@ -125,12 +128,23 @@ def _cmd_validate(args) -> int:
     print(f"{args.pipeline}: valid pipeline '{cfg.name}'")
     print(f"  data: {data}" + (f" ({splits.describe()})" if splits is not None else ""))
     print(f"  model: {model}")
-    print(f"  search: {search.tuner}, {search.max_trials} trials x {cfg.training.epochs} epochs, objective "
+    how_many = f"{search.trial_limit} trials" if search.trial_limit is not None else "trials"
+    if search.budget is not None:
+        from kreg.lab.search.budget import show
+
+        how_many += f" within {show(search.budget)} (refit included)"
+    print(f"  search: {search.tuner}, {how_many} x {cfg.training.epochs} epochs, objective "
           f"{search.objective or 'the task default (val_accuracy; val_loss for regression)'}"
           + (f" (gap penalty {search.gap_penalty})" if search.objective == "gap_penalized" else ""))
     cv = search.cv
-    scoring = (f"{cv.folds}-fold cross-validation{f' x {cv.repeats} repeats' if cv.repeats > 1 else ''} ({cv.scheme})"
-               if cv else "the holdout validation split")
+    if cv == "auto":
+        from kreg.lab.search.defaults import AUTO_CV_BELOW, AUTO_CV_FOLDS
+
+        scoring = (f"cv auto: {AUTO_CV_FOLDS}-fold cross-validation when the validation split has fewer than "
+                   f"{AUTO_CV_BELOW} examples, else the holdout validation split")
+    else:
+        scoring = (f"{cv.folds}-fold cross-validation{f' x {cv.repeats} repeats' if cv.repeats > 1 else ''} "
+                   f"({cv.scheme})" if cv else "the holdout validation split")
     print(f"  scored by {scoring}; answer: select {search.select}"
           + (", refit on training + validation and compared with the baseline" if search.refit else ", no refit"))
     print(f"  pruning: {_pruning(search, cfg.training.epochs)}")
@@ -167,8 +181,8 @@ def _pruning(search, epochs: int) -> str:
 def _resume_command(args) -> str:
     """This command line with ``--resume {}`` (the parent run id goes in the braces)."""
     words = ["kreg", "tune", args.pipeline]
-    for flag in ("max_trials", "epochs", "seed", "cv", "select", "prune", "tracking_uri", "experiment", "register",
-                 "workers"):
+    for flag in ("max_trials", "budget", "epochs", "seed", "cv", "select", "prune", "tracking_uri", "experiment",
+                 "register", "workers"):
         if getattr(args, flag, None) is not None:
             words += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     if getattr(args, "chief", False):
@@ -215,7 +229,7 @@ def _chief_overrides(config: dict) -> dict:
             out["epochs"] = config["training"]["epochs"]
         search = config.get("search")
         if isinstance(search, dict):
-            for key in ("max_trials", "select", "prune"):
+            for key in ("max_trials", "budget", "select", "prune"):
                 if key in search:
                     out[key] = search[key]
             if isinstance(search.get("cv"), dict) and "folds" in search["cv"]:
@@ -363,6 +377,9 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
 
 
 def main(argv=None) -> int:
+    from kreg.lab.search.budget import command_started
+
+    command_started(time.time())  # a search's budget counts from here, TensorFlow's import included
     args = _parser().parse_args(argv)
     if quiet_tensorflow(verbose=args.verbose):  # before anything imports TensorFlow
         warnings.formatwarning = _one_line_warning

@@ -154,7 +154,6 @@ class SearchConfig(SearchSettings):
         """No ``techniques``: kreg picks the space from the model and the data (``kreg techniques --for``)."""
         return self.techniques is None
 
-
     def settings(self) -> SearchSettings:
         return SearchSettings(**self.model_dump(include=set(SearchSettings.model_fields)))
 
@@ -193,13 +192,14 @@ class PipelineConfig(Strict):
         return self
 
     def with_overrides(self, **overrides) -> "PipelineConfig":
-        """A validated copy with CLI overrides (``max_trials``, ``epochs``, ``seed``, ``cv`` (folds),
+        """A validated copy with CLI overrides (``max_trials``, ``budget``, ``epochs``, ``seed``, ``cv`` (folds),
         ``select``, ``experiment``, ``tracking_uri``, ``register``); None leaves a value as it is."""
         if all(value is None for value in overrides.values()):
             return self
         data = self.model_dump()
         where = {
             "max_trials": ("search", "max_trials"),
+            "budget": ("search", "budget"),
             "epochs": ("training", "epochs"),
             "seed": (None, "seed"),
             "select": ("search", "select"),
@@ -212,7 +212,8 @@ class PipelineConfig(Strict):
             if value is None:
                 continue
             if key == "cv":  # --cv FOLDS keeps the pipeline's repeats and scheme
-                data["search"]["cv"] = {**(data["search"].get("cv") or {}), "folds": value}
+                cv = data["search"].get("cv")
+                data["search"]["cv"] = {**(cv if isinstance(cv, dict) else {}), "folds": value}
                 continue
             section, field = where[key]
             (data[section] if section else data)[field] = value

@@ -19,7 +19,8 @@ value), reversed for techniques where smaller is stronger (early stopping's
 patience, SWA's start, the batch size). Techniques with no order
 (batch norm, the learning rate, the schedule) count 0. So one technique at
 its strongest (2) counts as much as two at their weakest (1 + 1). Ties go to
-the better objective.
+the better objective. Under ``best``, trials tied on the objective go to the
+most regularized (``pick_best``), never to the earlier one.
 """
 
 from __future__ import annotations
@@ -84,19 +85,32 @@ def sem_of(record, objective_name: str) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def pick_best(records, objective):
-    """Best completed trial by the validation objective (``.name``, ``.direction``; never by test)."""
+def pick_best(records, objective, space=None):
+    """Best completed trial by the validation objective (``.name``, ``.direction``; never by test).
+
+    Trials tied on the objective (a small validation split ties many: 7 of 10 at 12/14 correct) go to the
+    more regularized plan over ``space`` (``regularization``), never to the earlier trial: a tie says the
+    data cannot tell them apart, and then the simpler-in-effect model is the safer bet (the one-SE
+    rule's reasoning, at zero standard error).
+    """
     done = [r for r in records if r.status == "COMPLETED" and r.objective is not None and math.isfinite(r.objective)]
     if not done:
         return None
     sign = 1 if objective.direction == "max" else -1
-    return max(done, key=lambda r: sign * r.objective)
+    if space is None:
+        return max(done, key=lambda r: sign * r.objective)
+    return max(done, key=lambda r: (sign * r.objective, regularization(r.plan, space)))
 
 
 def select(records, objective, space, rule: str = "best"):
     """``(chosen record, why)``: the best by the objective, or by ``rule="one_se"`` (records need CV figures)."""
-    best = pick_best(records, objective)
+    best = pick_best(records, objective, space)
     if best is None or rule == "best":
+        tied = [r for r in records if r is not best and r.status == "COMPLETED" and best is not None
+                and r.objective == best.objective]
+        if tied:
+            return best, (f"best validation objective, tied with {len(tied)} other trial{'s' if len(tied) > 1 else ''}"
+                          f" ({best.objective:.4f}): the most regularized of them")
         return best, "best validation objective"
     sem = sem_of(best, objective.name)
     if sem is None:

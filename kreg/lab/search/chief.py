@@ -236,11 +236,12 @@ def info(prepared, tracker, parent_id: str, spec: dict) -> dict:
 @signals.deferring
 def run_chief(prepared, *, host: str = "127.0.0.1", port: int = 0, pool=None, remote: bool = False,
               worker_timeout_s: float = 30.0, reporter=None, resume=False, resume_command: str | None = None,
-              join_command: str | None = None):
+              join_command: str | None = None, started: float | None = None):
     """Runs a search as its chief (see the module docstring); returns the ``SearchSummary``."""
     from kreg.lab.search import spec as spec_module
     from kreg.lab.search.resume import open_session
     from kreg.lab.search.tune import _interrupted_line as interrupted_line, _one_line as one_line, finish_search
+    from kreg.lab.search.tune import start_budget
     from kreg.lab.tracking.mlflow import SearchTracker
     from kreg.lab.trial.runner import NullReporter, TrialRunner
 
@@ -252,11 +253,13 @@ def run_chief(prepared, *, host: str = "127.0.0.1", port: int = 0, pool=None, re
     session = open_session(search, tracker, config=prepared.config, config_text=prepared.config_text,
                            structure=prepared.structure, resume=resume)
     runner = TrialRunner(search, None, reporter)  # builds the tuner (and hears of a resume); trains nothing here
-    reporter.search_started(search, search.settings.max_trials)
+    budget = start_budget(search, reporter, started, session.previous_duration_s)
+    reporter.search_started(search, search.settings.trial_limit)
     status, error, interrupted, chief = "FINISHED", "", None, None
     try:
         tuner = session.tuner(search, runner)
         tuner.oracle.verbose = 0  # kreg reports progress itself
+        tuner.oracle.set_budget(budget)  # the chief decides: no trial is handed out that would overrun it
         tuner.save()
         spec = spec_module.search_spec(search, prepared.structure)
         chief = Chief(tuner.oracle, tracker, session.parent_id, info(prepared, tracker, session.parent_id, spec),
@@ -289,7 +292,8 @@ def run_chief(prepared, *, host: str = "127.0.0.1", port: int = 0, pool=None, re
         try:  # a signal during the refit ends the search KILLED (raised by finish_search once it is closed)
             summary = finish_search(search, tracker, session, records, status=status, error=error,
                                     duration_s=session.previous_duration_s + time.perf_counter() - start,
-                                    reporter=reporter, interrupted=interrupted, resume_command=resume_command)
+                                    reporter=reporter, interrupted=interrupted, resume_command=resume_command,
+                                    budget=budget)
         finally:
             if chief is not None and not stopped:  # every trial has ended; the workers close their runs and exit
                 chief.close()

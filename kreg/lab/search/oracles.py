@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import time
 
 import keras_tuner as kt
 import numpy as np
@@ -36,6 +37,17 @@ from keras_tuner.src.engine.oracle import synchronized
 
 _MAX_DRAWS = 200
 _TUNER_KEYS = ("tuner/epochs", "tuner/initial_epoch", "tuner/bracket", "tuner/round", "tuner/trial_id")
+
+
+WHOLE_TRIAL = "kreg_whole_trial"  # reported with a trial's objective: 1.0 when it trained to its end (not pruned)
+
+
+def _whole(trial) -> bool:
+    try:
+        value = trial.metrics.get_last_value(WHOLE_TRIAL) if trial.metrics.exists(WHOLE_TRIAL) else None
+    except Exception:  # a result without kreg's figure (an older state): count it whole
+        return True
+    return value is None or value >= 0.5
 
 
 def oracle_seed(seed: int) -> int:
@@ -60,6 +72,15 @@ class _KregOracleMixin:
 
     def _kreg_setup(self, space):
         self._kreg_space = space
+        self._kreg_budget = None  # kreg.lab.search.budget.Budget, set by the search that runs this oracle
+        self._kreg_started: dict = {}  # trial id -> time.time() of its proposal: what a trial costs
+
+    def set_budget(self, budget) -> None:
+        """The search's time budget (None: none): no trial is proposed once the next would overrun it."""
+        saved = getattr(self, "_kreg_budget_state", None)  # measured before a resume, read by set_state
+        self._kreg_budget = budget
+        if budget is not None:
+            budget.restore(saved)
 
     def _default_values(self):
         hps = kt.HyperParameters()
@@ -85,6 +106,10 @@ class _KregOracleMixin:
         return None
 
     def populate_space(self, trial_id):
+        budget = self._kreg_budget
+        if budget is not None and not budget.admits() and self.trials:
+            return {"status": kt.engine.trial.TrialStatus.STOPPED, "values": None}
+        self._kreg_started[trial_id] = time.time()
         response = super().populate_space(trial_id)
         values = response.get("values")
         if values and not self._allowed(values):
@@ -108,10 +133,20 @@ class _KregOracleMixin:
         if isinstance(random_state, np.random.RandomState):
             name, keys, pos, has_gauss, cached = random_state.get_state()
             state["kreg_random_state"] = [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
+        budget = getattr(self, "_kreg_budget", None)
+        if budget is not None:
+            state["kreg_budget"] = budget.state()
+        elif getattr(self, "_kreg_budget_state", None):
+            state["kreg_budget"] = self._kreg_budget_state  # a resume without a budget keeps what was measured
         return state
 
     @synchronized
     def end_trial(self, trial):
+        started = self._kreg_started.pop(trial.trial_id, None)
+        if self._kreg_budget is not None and started is not None:
+            # A pruned trial (stopped early) reports a result too: its time says nothing about a whole trial.
+            self._kreg_budget.trial_ended(trial.trial_id, time.time() - started,
+                                          completed=trial.status == "COMPLETED" and _whole(trial))
         super().end_trial(trial)
         # keras-tuner saves the state before it drops the ended trial from ``ongoing_trials``: saved again, so
         # a search stopped before its next proposal (a worker's last trial, a signal) is not left "ongoing".
@@ -123,6 +158,9 @@ class _KregOracleMixin:
         ended = set(state["end_order"])
         state = {**state, "ongoing_trials": {k: v for k, v in state["ongoing_trials"].items() if v not in ended}}
         super().set_state(state)
+        self._kreg_budget_state = state.get("kreg_budget")
+        if getattr(self, "_kreg_budget", None) is not None:
+            self._kreg_budget.restore(self._kreg_budget_state)
         saved = state.get("kreg_random_state")
         if saved is not None and isinstance(getattr(self, "_random_state", None), np.random.RandomState):
             name, keys, pos, has_gauss, cached = saved
@@ -191,16 +229,16 @@ def make_oracle(settings, space, objective, hyperparameters, *, seed: int, max_e
         max_consecutive_failed_trials=settings.max_consecutive_failed_trials,
     )
     if settings.tuner == "random":
-        oracle = RandomOracle(max_trials=settings.max_trials, **common)
+        oracle = RandomOracle(max_trials=settings.trial_limit, **common)
     elif settings.tuner == "bayesian":
         oracle = BayesianOracle(
-            max_trials=settings.max_trials, num_initial_points=settings.initial_points, **common
+            max_trials=settings.trial_limit, num_initial_points=settings.initial_points, **common
         )
     elif settings.tuner == "hyperband":
         oracle = HyperbandOracle(max_epochs=max_epochs, factor=settings.hyperband_factor, **common)
-        oracle.max_trials = settings.max_trials  # the budget caps Hyperband's brackets too
+        oracle.max_trials = settings.trial_limit  # max_trials caps Hyperband's brackets too
     else:
-        oracle = GridOracle(max_trials=settings.max_trials, **common)
+        oracle = GridOracle(max_trials=settings.trial_limit, **common)
     oracle._kreg_setup(space)
     # kreg reports progress itself. keras-tuner's display, when on, also keeps each trial's start by trial id
     # in memory only (not for trials proposed while it was off): ending a reloaded trial raised KeyError.

@@ -286,7 +286,8 @@ def free_port(host: str) -> int:
 
 
 def run_parallel(tune_kwargs: dict, *, workers: int, chief: str | None = None, worker_timeout: float = 30.0,
-                 verbose: int = 1, reporter=None, resume=False, resume_command: str | None = None):
+                 verbose: int = 1, reporter=None, resume=False, resume_command: str | None = None,
+                 started: float | None = None):
     """``kreg.tune`` with ``workers``/``chief``: this process is the chief; returns the ``SearchSummary``.
 
     The local workers start first, so their imports and data loading overlap
@@ -310,7 +311,7 @@ def run_parallel(tune_kwargs: dict, *, workers: int, chief: str | None = None, w
     try:
         return _chief(tune_kwargs, prepare(**tune_kwargs), host=host, port=port, pool=pool, remote=chief is not None,
                       worker_timeout=worker_timeout, verbose=verbose, reporter=reporter, resume=resume,
-                      resume_command=resume_command)
+                      resume_command=resume_command, started=started)
     except BaseException:
         # A bad setting or data (the workers meet the same), or a store the chief could not open: the workers
         # are waiting for an oracle that will never serve. Stop them now, or this process would wait for them
@@ -321,7 +322,7 @@ def run_parallel(tune_kwargs: dict, *, workers: int, chief: str | None = None, w
 
 
 def _chief(tune_kwargs: dict, prepared, *, host: str, port: int, pool, remote: bool, worker_timeout: float,
-           verbose: int, reporter, resume, resume_command: str | None):
+           verbose: int, reporter, resume, resume_command: str | None, started: float | None = None):
     from kreg.lab.search.chief import run_chief
 
     if reporter is None and verbose:
@@ -338,4 +339,4 @@ def _chief(tune_kwargs: dict, prepared, *, host: str, port: int, pool, remote: b
                     else "kreg worker PIPELINE --oracle {}")
     return run_chief(prepared, host=host, port=port, pool=pool, remote=remote,
                      worker_timeout_s=worker_timeout, reporter=reporter, resume=resume,
-                     resume_command=resume_command, join_command=join_command)
+                     resume_command=resume_command, join_command=join_command, started=started)

@@ -219,7 +219,10 @@ def pruner_from(settings, epochs: int, direction: str = "max") -> Pruner | None:
     if p.rule == "none" or settings.tuner == "hyperband":
         return None
     warmup_epochs = p.warmup_epochs if p.warmup_epochs is not None else default_warmup_epochs(epochs)
-    folds = settings.cv.trainings if settings.cv is not None else 0
+    cv = settings.cv
+    if cv == "auto":  # kreg validate, before the data says which: described as the holdout's
+        cv = None
+    folds = cv.trainings if cv is not None else 0
     return Pruner(p.rule, direction, epochs, MedianRule(p.warmup_trials, warmup_epochs),
                   AshaRule(p.min_epochs, p.eta), folds=folds, one_se=settings.select == "one_se")
 

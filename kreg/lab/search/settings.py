@@ -46,7 +46,7 @@ class Training(Strict):
     """How every trial trains, unless its plan tunes a setting."""
 
     epochs: Int = Field(default=30, ge=1)
-    batch_size: Int = Field(default=64, ge=1)
+    batch_size: Int | None = Field(default=None, ge=1)  # None: from the training set's size (search.defaults)
     learning_rate: Float = Field(default=1e-3, gt=0)
     optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
     # Batch-norm statistics re-estimated with the final weights (``kreg.training.recompute_batch_norm_statistics``)
@@ -99,17 +99,27 @@ class Pruning(Strict):
     eta: Int = Field(default=3, ge=2)
 
 
+DEFAULT_MAX_TRIALS = 10
+
+
 class SearchSettings(Strict):
     """The tuner, the budget, what is optimized, how a trial is scored and how the answer is chosen.
 
-    ``cv`` (None: the holdout validation split) scores each trial by cross-validation; ``select``
-    picks the answer: ``best`` (the best objective) or ``one_se`` (the most regularized trial whose
-    objective is within one standard error of the best); ``refit`` trains the chosen plan (and the
-    baseline) once more on training + validation and tests it.
+    ``cv`` scores each trial by cross-validation (None: the holdout validation split; ``"auto"``, the
+    default: folds when the validation split would be small, see ``kreg.lab.search.defaults``);
+    ``select`` picks the answer: ``best`` (the best objective) or ``one_se`` (the most regularized
+    trial whose objective is within one standard error of the best; ``"auto"``: one_se with folds);
+    ``refit`` trains the chosen plan (and the baseline) once more on training + validation and tests it.
+
+    ``budget`` (seconds; ``"20m"`` in YAML and Python) bounds the whole search's wall time, the refit
+    included (``kreg.lab.search.budget``); with a budget, ``max_trials`` is optional.
     """
 
     tuner: Literal["random", "bayesian", "hyperband", "grid"] = "bayesian"
-    max_trials: Int = Field(default=10, ge=1)
+    # None: 10 trials, or as many as the budget holds when there is one.
+    max_trials: Int | None = Field(default=None, ge=1)
+    # Seconds the whole search may take (``"20m"``, ``"1h30m"``, ``"90s"`` or a number): see ``budget``.
+    budget: Float | None = Field(default=None, gt=0)
     # val_<metric of the task> (val_accuracy, val_loss, val_mae, ...) or gap_penalized;
     # None: the task's default (val_accuracy for classification, val_loss for regression).
     objective: str | None = Field(default=None, pattern=r"^(val_[a-z0-9_]+|gap_penalized)$")
@@ -117,10 +127,29 @@ class SearchSettings(Strict):
     max_consecutive_failed_trials: Int = Field(default=3, ge=1)
     hyperband_factor: Int = Field(default=3, ge=2)
     initial_points: Int | None = Field(default=None, ge=1)
-    cv: CrossValidation | None = None
-    select: Literal["best", "one_se"] = "best"
+    # "auto": folds when the holdout validation split is small, else the holdout (kreg.lab.search.defaults)
+    cv: CrossValidation | Literal["auto"] | None = "auto"
+    # "auto": one_se whenever there are folds, else best
+    select: Literal["auto", "best", "one_se"] = "auto"
     refit: StrictBool = True
     prune: Pruning = Field(default_factory=Pruning)
+
+    @property
+    def trial_limit(self) -> int | None:
+        """Trials at most: ``max_trials``, else 10 without a budget, else None (the budget decides)."""
+        if self.max_trials is not None:
+            return self.max_trials
+        return None if self.budget is not None else DEFAULT_MAX_TRIALS
+
+    @field_validator("budget", mode="before")
+    @classmethod
+    def _duration(cls, value):
+        from kreg.lab.search.budget import parse_duration
+
+        try:
+            return parse_duration(value)
+        except ConfigError as exc:
+            raise ValueError(exc.expected) from None
 
     @field_validator("prune", mode="before")
     @classmethod

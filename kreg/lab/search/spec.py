@@ -74,7 +74,9 @@ def search_spec(search, structure: str | None = None) -> dict:
         "model": {"description": search.model.describe(), "structure": structure},
         "objective": {"name": search.objective.name, "direction": search.objective.direction},
         "space": search.space.to_dict(),
-        "search": search.settings.model_dump(mode="json"),
+        # The budget is not part of what the trials mean: a resume may give the search more (or less) time.
+        "search": {**search.settings.model_dump(mode="json", exclude={"budget"}),
+                   "max_trials": search.settings.trial_limit},
         "training": search.training.model_dump(mode="json"),
         # What a trial's figures depend on: system metrics only describe the machine.
         "monitor": search.monitor.model_dump(mode="json", exclude={"system_metrics", "system_metrics_interval_s"}),

@@ -70,6 +70,7 @@ class Search:
     experiment: str = ""
     tracking_uri: str | None = None
     register: str | None = None  # Model Registry name of the answer, if it is to be registered
+    notes: tuple = ()  # what the "auto" defaults decided for this data, one line each (search.defaults)
 
     @property
     def penalty(self) -> float | None:
@@ -114,6 +115,7 @@ class SearchSummary:
     selection: str = ""  # why ``best`` was chosen
     answer: Any = None  # kreg.lab.search.answer.Answer: the refit and the comparison with the baseline
     pruning: str = ""  # "12 of 20 trials pruned by the median rule (...), 58% of the planned epochs saved"
+    budget: str = ""  # "budget 5m: 4m31s on 14 trials (...), 38s on the refit, ...; ended 12s before the budget"
 
     @property
     def model(self):
@@ -224,8 +226,6 @@ def _preflight(search: Search, choose_space=None) -> tuple[str | None, Search]:
     return structures[0], search
 
 
-
-
 def _check_head(search: Search, activation: str) -> None:
     """Techniques that need a softmax-or-logits head (soft labels over every class) refuse a sigmoid one."""
     if activation not in ("sigmoid", "binary_logit"):
@@ -264,10 +264,10 @@ class Prepared:
 
 
 def prepare(model, data, *, techniques: dict | None = None, exclusive=(), max_active: int | None = None,
-            epochs: int = 30, batch_size: int = 64, learning_rate: float = 1e-3, optimizer: str = "adam", precise_bn="auto",
-            tuner: str = "bayesian", max_trials: int = 10, objective: str | None = None, gap_penalty: float = 1.0,
+            epochs: int = 30, batch_size: int | None = None, learning_rate: float = 1e-3, optimizer: str = "adam", precise_bn="auto",
+            tuner: str = "bayesian", max_trials: int | None = None, budget=None, objective: str | None = None, gap_penalty: float = 1.0,
             initial_points: int | None = None, hyperband_factor: int = 3, max_consecutive_failed_trials: int = 3,
-            cv=None, repeats: int | None = None, select: str = "best", refit: bool = True,
+            cv="auto", repeats: int | None = None, select: str = "auto", refit: bool = True,
             register: str | None = None, prune="median", task=None, loss=None, metrics=None,
             model_args: dict | None = None, monitor: dict | None = None,
             train_eval_samples: int | None = 500, seed: int = 0, name: str | None = None,
@@ -300,11 +300,11 @@ def prepare(model, data, *, techniques: dict | None = None, exclusive=(), max_ac
                                     optimizer=optimizer, precise_bn=precise_bn), source=source,
                      prefix="training." if source else "")
     if repeats is not None:  # kreg.tune(cv=5, repeats=3): the YAML's search.cv.repeats
-        if cv is None or cv is False:
+        if cv is None or cv is False or cv == "auto":
             raise ConfigError("repeats", repeats, "cv= as well (repeats of what? e.g. cv=5, repeats=3)")
         cv = {**(cv if isinstance(cv, dict) else {"folds": cv}), "repeats": repeats}
     settings = build(SearchSettings, dict(
-        tuner=tuner, max_trials=max_trials, objective=objective, gap_penalty=gap_penalty,
+        tuner=tuner, max_trials=max_trials, budget=budget, objective=objective, gap_penalty=gap_penalty,
         initial_points=initial_points, hyperband_factor=hyperband_factor,
         max_consecutive_failed_trials=max_consecutive_failed_trials, cv=cv, select=select, refit=refit,
         prune=prune),
@@ -327,6 +327,10 @@ def prepare(model, data, *, techniques: dict | None = None, exclusive=(), max_ac
         data_options["task"] = task
     splits = resolve_data(data, seed=seed, **data_options)
     the_task = splits.spec.task
+    from kreg.lab.search.defaults import resolve as resolve_defaults
+
+    resolved = resolve_defaults(settings, training, splits)  # cv, select and batch size "auto" for this data
+    settings, training = resolved.settings, resolved.training
     space.check(tuner=settings.tuner, modality=splits.spec.modality, task=the_task.kind,
                 builtin_model=source_model.builtin, field=field, source=source)
     if settings.select == "one_se" and settings.cv is None:
@@ -354,7 +358,7 @@ def prepare(model, data, *, techniques: dict | None = None, exclusive=(), max_ac
         name=name, seed=seed, model=source_model, splits=splits, task=the_task, space=space,
         training=training, settings=settings, monitor=monitor, objective=the_objective,
         train_eval_samples=train_eval_samples, loss=loss, metrics=metrics,
-        experiment=experiment or name, tracking_uri=tracking_uri, register=register,
+        experiment=experiment or name, tracking_uri=tracking_uri, register=register, notes=resolved.notes,
     )
     from kreg.lab.trial.compilation import enable_persistent_cache
 
@@ -373,10 +377,10 @@ def prepare(model, data, *, techniques: dict | None = None, exclusive=(), max_ac
 
 @signals.owning_signals
 def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_active: int | None = None,
-         epochs: int = 30, batch_size: int = 64, learning_rate: float = 1e-3, optimizer: str = "adam", precise_bn="auto",
-         tuner: str = "bayesian", max_trials: int = 10, objective: str | None = None, gap_penalty: float = 1.0,
+         epochs: int = 30, batch_size: int | None = None, learning_rate: float = 1e-3, optimizer: str = "adam", precise_bn="auto",
+         tuner: str = "bayesian", max_trials: int | None = None, budget=None, objective: str | None = None, gap_penalty: float = 1.0,
          initial_points: int | None = None, hyperband_factor: int = 3, max_consecutive_failed_trials: int = 3,
-         cv=None, repeats: int | None = None, select: str = "best", refit: bool = True,
+         cv="auto", repeats: int | None = None, select: str = "auto", refit: bool = True,
          register: str | None = None, prune="median", task=None, loss=None, metrics=None,
          model_args: dict | None = None, monitor: dict | None = None,
          train_eval_samples: int | None = 500, seed: int = 0, name: str | None = None,
@@ -410,13 +414,23 @@ def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_activ
         exclusive: Groups of techniques of which at most one is on.
         max_active: At most this many techniques in one trial.
         epochs, batch_size, learning_rate, optimizer: How every trial trains.
+            ``batch_size`` None (default): from the training set's size, the
+            largest power of two at most an eighth of it, between 8 and 64
+            (``kreg.lab.search.defaults``; the console says which).
         precise_bn: ``"auto"`` (default): a model with BatchNormalization gets
             its statistics re-estimated with the final weights over the
             training split (``kreg.training.recompute_batch_norm_statistics``)
             before every validation and at the end; ``False``: Keras' moving
             averages as they are.
         tuner: ``"random"``, ``"bayesian"``, ``"hyperband"`` or ``"grid"``.
-        max_trials: Trials, the baseline (trial 0) included.
+        max_trials: Trials, the baseline (trial 0) included. Default: 10, or as
+            many as ``budget`` holds when a budget is given.
+        budget: The wall time the whole search may take, the refit included:
+            ``"20m"``, ``"1h30m"``, ``"90s"`` or seconds. The clock starts
+            with this call; no trial starts that would not end in time with
+            room for the refit, and a trial that would overrun it stops at an
+            epoch's end (PRUNED, "stopped by the budget"). The summary's
+            ``budget`` line says how it was spent. Default None: no limit.
         objective: ``val_<metric>`` of the task or ``"gap_penalized"``
             (``val_m + gap_penalty * max(0, val_m - train_m)`` with ``m`` the
             data loss: ``nll`` or ``mse``, free of weight penalties). Default:
@@ -424,10 +438,16 @@ def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_activ
             ``val_loss`` includes the weight penalties, so it would favour weak ones).
         cv: Score each trial by cross-validation of training + validation:
             the number of folds, or ``{"folds": 5, "repeats": 2, "scheme":
-            "auto" | "stratified" | "kfold" | "forward"}``. Default None: the
-            holdout validation split. ``repeats``: new folds this many times.
-        select: ``"best"`` (default) or ``"one_se"``: the most regularized
-            trial within one standard error of the best (needs ``cv``).
+            "auto" | "stratified" | "kfold" | "forward"}``; None: the holdout
+            validation split. Default ``"auto"``: 3-fold cross-validation
+            (2 repeats under 100 pooled examples) when the validation split
+            has fewer than 400 examples, the holdout split otherwise
+            (``kreg.lab.search.defaults`` says why). ``repeats``: new folds
+            this many times.
+        select: ``"best"`` or ``"one_se"``: the most regularized trial
+            within one standard error of the best (needs ``cv``). Default
+            ``"auto"``: ``one_se`` whenever there are folds, else ``best``.
+            Ties go to the more regularized plan, never to trial order.
         refit: Refit the answer and the baseline on training + validation,
             test both once and compare them on the same test examples
             (default True): ``summary.model`` (takes your raw inputs),
@@ -491,6 +511,9 @@ def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_activ
         ...                    max_trials=8, epochs=50)
         >>> result.best.plan, result.best.metrics["test_accuracy"]
     """
+    from kreg.lab.search.budget import take_start
+
+    started = take_start()  # a budget counts from here (or from the start of the `kreg tune` command)
     arguments = {k: v for k, v in locals().items() if k in _PREPARE_ARGUMENTS}
     # A misspelled keyword (max_trails=3) or a data option the data cannot take (validation_fraction with
     # prepared splits) is a TypeError naming it here, not ignored or blamed on the data source's function.
@@ -504,7 +527,7 @@ def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_activ
 
         return run_parallel(dict(model=model, data=data, **arguments, **data_options), workers=workers, chief=chief,
                             worker_timeout=worker_timeout, verbose=verbose, reporter=reporter, resume=resume,
-                            resume_command=resume_command)
+                            resume_command=resume_command, started=started)
     prepared = prepare(model, data, **arguments, **data_options)
     if reporter is None and verbose:
         import logging
@@ -516,7 +539,7 @@ def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_activ
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # its INFO lines drown the progress
         reporter = RichReporter()
     return run_search(prepared.search, reporter=reporter, config=prepared.config, config_text=prepared.config_text,
-                      resume=resume, resume_command=resume_command, structure=prepared.structure)
+                      resume=resume, resume_command=resume_command, structure=prepared.structure, started=started)
 
 
 # What tune() passes on to prepare(): every argument of prepare() but the model, the data and the data's options.
@@ -535,8 +558,12 @@ def _one_line(exc: Exception, settings, *, done: int | None = None, parent_id: s
 
     from kreg.lab.tracking.mlflow import StoreError
 
+    from kreg.lab.analysis.blockers import BaselineBlocked
+
     cause = exc
     while cause is not None:
+        if isinstance(cause, BaselineBlocked):
+            return cause.line
         what = str(cause) if isinstance(cause, StoreError) else None
         if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):  # the state, beside the store
             what = f"the search's state cannot be written ({cause.filename}): {cause.strerror}"
@@ -545,7 +572,7 @@ def _one_line(exc: Exception, settings, *, done: int | None = None, parent_id: s
                 return what
             how = (resume_command.format(parent_id) if resume_command
                    else f'kreg.tune(..., resume="{parent_id}") with the same arguments')
-            finished = f"{done} of {settings.max_trials} trials done; " if done is not None else ""
+            finished = f"{done}{_of_limit(settings)} trials done; " if done is not None else ""
             return (f"{what}; {finished}once the store takes writes again, resume with: {how} (the resume "
                     "closes the runs left RUNNING and writes the artifacts they miss)")
         cause = cause.__cause__ or cause.__context__
@@ -559,12 +586,18 @@ def _interrupted_line(exc, search: Search, done: int, parent_id: str, resume_com
     """``interrupted by SIGTERM after 3 of 20 trials; resume with: ...``"""
     how = (resume_command.format(parent_id) if resume_command
            else f'kreg.tune(..., resume="{parent_id}") with the same arguments')
-    return f"interrupted by {exc.name} after {done} of {search.settings.max_trials} trials; resume with: {how}"
+    return f"interrupted by {exc.name} after {done}{_of_limit(search.settings)} trials; resume with: {how}"
+
+
+def _of_limit(settings) -> str:
+    """`` of 20`` (the trial limit), or nothing when the budget decides how many."""
+    return f" of {settings.trial_limit}" if settings.trial_limit is not None else ""
 
 
 @signals.deferring
 def run_search(search: Search, *, reporter=None, config: dict, config_text: str, resume=False,
-               resume_command: str | None = None, structure: str | None = None) -> SearchSummary:
+               resume_command: str | None = None, structure: str | None = None,
+               started: float | None = None) -> SearchSummary:
     """Runs a resolved search: the parent run (new or resumed), the oracle and tuner, every trial, the summary.
 
     Signals are deferred to safe points here (``signals``): after a training batch, between trials.
@@ -584,10 +617,13 @@ def run_search(search: Search, *, reporter=None, config: dict, config_text: str,
     parent_id = session.parent_id
     with timing.section("start.runner"):
         runner = TrialRunner(search, tracker, reporter)
-    reporter.search_started(search, search.settings.max_trials)
+    runner.budget = budget = start_budget(search, reporter, started, session.previous_duration_s)
+    runner.stop_on_blocked_baseline = True
+    reporter.search_started(search, search.settings.trial_limit)
     status, error, interrupted = "FINISHED", "", None
     try:
         tuner = session.tuner(search, runner)  # a resume: the oracle and the finished trials reloaded
+        tuner.oracle.set_budget(budget)
         with memory.frozen():  # the collection between trials walks only what they made
             tuner.search(verbose=0)  # kreg reports progress itself
     except signals.SearchInterrupted as exc:
@@ -605,12 +641,32 @@ def run_search(search: Search, *, reporter=None, config: dict, config_text: str,
             error = f"{error}; {problem}" if error else problem
         summary = finish_search(search, tracker, session, runner.records, status=status, error=error,
                                 duration_s=session.previous_duration_s + time.perf_counter() - start,
-                                reporter=reporter, interrupted=interrupted, resume_command=resume_command)
+                                reporter=reporter, interrupted=interrupted, resume_command=resume_command,
+                                budget=budget)
     return summary
 
 
+def _budget_line(budget, records, trials_ended: float, refit_s: float) -> str:
+    stopped = sum(r.status == PRUNED and any(k.startswith("budget_stopped") for k in r.metrics) for r in records)
+    pruned = sum(r.status == PRUNED for r in records) - stopped
+    began = budget.first_proposal or trials_ended
+    return budget.spent_line(trials=len(records), pruned=pruned, stopped=stopped, refit_s=refit_s,
+                             search_s=max(0.0, trials_ended - began))
+
+
+def start_budget(search: Search, reporter, started: float | None, previous_s: float):
+    """The search's ``Budget`` (None without one), its clock started at ``started`` (when ``kreg.tune`` was
+    called) less the time a resumed search had taken; its plan goes to the reporter's notes."""
+    from kreg.lab.search.budget import Budget
+
+    budget = Budget.start(search, started=started, previous_s=previous_s)
+    if budget is not None:
+        budget.notify = getattr(reporter, "note", None)
+    return budget
+
+
 def finish_search(search: Search, tracker, session, records, *, status: str, error: str, duration_s: float,
-                  reporter, interrupted=None, resume_command: str | None = None) -> SearchSummary:
+                  reporter, interrupted=None, resume_command: str | None = None, budget=None) -> SearchSummary:
     """Closes a search: its summary, the parent run's metrics, tags, artifacts and status; shows it.
 
     ``records`` hold every trial, trial 0 (the baseline) first. Shared by
@@ -630,11 +686,13 @@ def finish_search(search: Search, tracker, session, records, *, status: str, err
 
     baseline = records[0] if records else None
     refit_stopped = None
+    trials_ended, refit_s = time.time(), 0.0
     answer = answering.choose(search, records)
     if status == "FINISHED" and answer.chosen is not None and search.settings.refit and search.splits.in_memory:
         note = getattr(reporter, "note", lambda line: None)
         try:
             answering.refit_and_compare(search, answer, baseline, echo=note, tracker=tracker)
+            refit_s = time.time() - trials_ended
         except signals.SearchInterrupted as exc:  # the trials stand; only the refit is left for a resume
             status, interrupted, refit_stopped = "KILLED", exc, exc
             answer.refit = answer.baseline_refit = answer.comparison = answer.exported = None
@@ -652,12 +710,14 @@ def finish_search(search: Search, tracker, session, records, *, status: str, err
         duration_s=duration_s, status=status, error=error,
         experiment_id=tracker.experiment_id, metric=search.task.primary,
         higher_is_better=search.task.higher_is_better(search.task.primary), objective=search.objective,
-        top=pick_best(records, search.objective), selection=answer.why, answer=answer,
+        top=pick_best(records, search.objective, search.space), selection=answer.why, answer=answer,
         pruning=pruning.summary_line(records, search),
     )
     with tempfile.TemporaryDirectory() as tmp:
         tags = {"kreg.best_trial_id": summary.best.trial_id} if summary.best else {}
         tags["kreg.task"] = search.task.describe()
+        if search.notes:  # what the "auto" defaults decided for this data (search.defaults)
+            tags["kreg.defaults"] = "; ".join(search.notes)
         if summary.pruning:
             tags["kreg.pruning"] = summary.pruning
         if summary.best is not None:
@@ -681,8 +741,13 @@ def finish_search(search: Search, tracker, session, records, *, status: str, err
                     problem = f"the refit model was not saved ({type(exc).__name__}: {str(exc).strip()[:300]})"
                     summary.error = f"{summary.error}; {problem}" if summary.error else problem
                     tags["kreg.error"] = summary.error[:5000]
+            if budget is not None:  # as late as it can be said: only the report and the parent's writes come after
+                summary.budget = _budget_line(budget, records, trials_ended, refit_s)
+                tags["kreg.budget"] = summary.budget
             metrics = {**_parent_metrics(summary, search.task), **answering.parent_metrics(answer),
                        **pruning.parent_metrics(records, search)}
+            if budget is not None:
+                metrics.update(budget_s=budget.seconds, budget_used_s=budget.elapsed())
             with timing.section("end.report"):
                 artifacts = (answering.artifacts(answer, Path(tmp))
                              + report.search_artifacts(summary, search, Path(tmp)))

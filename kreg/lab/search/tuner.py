@@ -20,6 +20,7 @@ import keras_tuner as kt
 from kreg.lab.search import signals
 from kreg.lab.search.space import plan_from_hp
 from kreg.lab.tracking.mlflow import StoreError
+from kreg.lab.tracking.records import COMPLETED
 
 
 class KregTuner(kt.engine.base_tuner.BaseTuner):
@@ -59,7 +60,10 @@ class KregTuner(kt.engine.base_tuner.BaseTuner):
             record = self.runner.run(trial.trial_id, values, plan, epochs=epochs)
         except StoreError as exc:  # keras-tuner would record a failed trial and go on: stop instead
             raise kt.errors.FatalError(str(exc)) from exc
-        return {self.oracle.objective.name: record.objective}
+        from kreg.lab.search.oracles import WHOLE_TRIAL
+
+        # The oracle times trials for a budget; a pruned one's time says nothing about what a whole trial costs.
+        return {self.oracle.objective.name: record.objective, WHOLE_TRIAL: float(record.status == COMPLETED)}
 
     def save_model(self, trial_id, model, step=0):  # models are not kept on disk
         pass

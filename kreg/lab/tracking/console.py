@@ -28,13 +28,20 @@ class RichReporter:
         self.fold = ""  # " fold 2/5" while a cross-validated trial trains its second fold
 
     def search_started(self, search, total):
-        self.total = total
+        self.total = total  # None: as many trials as the budget holds
         self.metric = search.task.primary
+        budget = getattr(search.settings, "budget", None)
+        how_many = f"up to {total} trials" if total is not None else "trials"
+        if budget is not None:
+            from kreg.lab.search.budget import show
+
+            how_many += f" within {show(budget)}"
         self.console.print(
-            f"[bold]kreg tune[/] {search.name}: {search.settings.tuner} search, up to {total} trials x "
+            f"[bold]kreg tune[/] {search.name}: {search.settings.tuner} search, {how_many} x "
             f"{search.training.epochs} epochs, objective {search.objective.name} ({search.objective.direction})\n"
             f"  data: {search.splits.describe()}\n  model: {search.model.describe()}"
-            + (f"\n  default space: {search.space.origin}" if getattr(search.space, "origin", "") else ""),
+            + (f"\n  default space: {search.space.origin}" if getattr(search.space, "origin", "") else "")
+            + "".join(f"\n  {line}" for line in getattr(search, "notes", ())),
             highlight=False,
         )
         self.progress = Progress(
@@ -46,7 +53,7 @@ class RichReporter:
 
     def search_resumed(self, parent_run_id, records, rerun):
         again = f"; trial {', '.join(rerun)} runs again (interrupted)" if rerun else ""
-        self.console.print(f"resuming search {parent_run_id}: {len(records)} of {self.total} trials done{again}",
+        self.console.print(f"resuming search {parent_run_id}: {len(records)}{self._of()} trials done{again}",
                            highlight=False)
         if self.progress is not None:
             self.progress.update(self.search_task, completed=len(records))
@@ -56,7 +63,7 @@ class RichReporter:
             return
         if self.trial_task is not None:
             self.progress.remove_task(self.trial_task)
-        self.trial_task = self.progress.add_task(f"trial {index + 1}/{self.total}", total=epochs)
+        self.trial_task = self.progress.add_task(f"trial {index + 1}{self._of('/')}", total=epochs)
         self.fold = ""
 
     def fold_started(self, index, fold, folds):
@@ -70,9 +77,13 @@ class RichReporter:
         gap = logs.get(f"gap_{metric}")
         self.progress.update(
             self.trial_task, completed=epoch,
-            description=f"trial {index + 1}/{self.total}{self.fold} epoch {epoch}/{epochs} "
+            description=f"trial {index + 1}{self._of('/')}{self.fold} epoch {epoch}/{epochs} "
                         f"val_{metric} {_fmt(val)} gap {_fmt(gap, 3)}",
         )
+
+    def _of(self, sep: str = " of ") -> str:
+        """``/20`` or `` of 20``; nothing when a budget decides how many trials run."""
+        return f"{sep}{self.total}" if self.total is not None else ""
 
     def note(self, line: str):
         """A line about the search's progress outside a trial (the refit)."""
@@ -127,6 +138,8 @@ class RichReporter:
             self.console.print(f"chosen by {summary.selection}", highlight=False)
         if summary.pruning:
             self.console.print(f"pruning: {summary.pruning}", highlight=False)
+        if getattr(summary, "budget", ""):
+            self.console.print(summary.budget, highlight=False)
         if summary.gain_test is not None:
             better = "higher" if summary.higher_is_better else "lower"
             gain = summary.gain_test + 0.0  # no "-0.0000" for a tie

@@ -93,7 +93,12 @@ def trial_note(record, metric: str) -> str:
              f"**Plan:** `{record.plan.describe() if record.plan is not None else '?'}`", ""]
     if record.status not in ENDED and record.reason:
         lines += ["**Why it failed:**", "", "```", record.reason.strip()[-1500:], "```", ""]
-    if record.status == PRUNED:
+    if record.status == PRUNED and any(k.startswith("budget_stopped") for k in m):
+        where = (f"epoch {int(m['budget_stopped_at_epoch'])}" if "budget_stopped_at_epoch" in m
+                 else f"fold {int(m.get('budget_stopped_at_fold', 0))}")
+        lines += [f"**Stopped by the budget** after {where}: one more would have eaten into the time kept for "
+                  "the refit; it is never the answer.", ""]
+    elif record.status == PRUNED:
         lines += [f"**Pruned** after epoch {int(m.get('pruned_at_epoch', 0))}: its validation curve could not win "
                   "against the trials that had ended (the search's pruning rule); it is never the answer.", ""]
     if any(f"{k}_{metric}" in m for k in ("train", "val", "test")):
@@ -144,6 +149,8 @@ def search_note(summary, search) -> str:
         lines += [f"Pruning: {summary.pruning}.", ""]
     if getattr(search.space, "origin", ""):
         lines += [f"Default space (no techniques given): {search.space.origin}.", ""]
+    if getattr(summary, "budget", ""):
+        lines += [f"Time: {summary.budget}.", ""]
     answer = getattr(summary.answer, "line", "") if summary.answer is not None else ""
     if answer:
         lines += [f"> **Answer:** {answer}", ""]

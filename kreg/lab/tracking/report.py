@@ -145,6 +145,8 @@ def _answer(summary, metric: str) -> str:
              f"<p>{e(summary.selection)}.</p>"]
     if getattr(summary, "pruning", ""):
         lines.append(f"<p>Pruning: {e(summary.pruning)}.</p>")
+    if getattr(summary, "budget", ""):
+        lines.append(f"<p>Time: {e(summary.budget)}.</p>")
     if answer is not None and answer.line:
         lines.append(f"<p class='big'>{e(answer.line)}</p>")
     if comparison is not None:

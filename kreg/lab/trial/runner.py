@@ -42,7 +42,7 @@ from kreg.lab.trial.fit import Diverged, fit_plan
 from kreg.training.ensemble import _quiet_retracing
 
 _FINAL_PREFIXES = ("test_", "best_", "kept_", "epochs_run", "best_epoch", "kept_epoch", "single_", "swa_models",
-                   "ensemble_members", "scheduled_targets", "cv_", "pruned_")
+                   "ensemble_members", "scheduled_targets", "cv_", "pruned_", "budget_")
 
 
 class _PruneCheck(keras.callbacks.Callback):
@@ -62,6 +62,27 @@ class _PruneCheck(keras.callbacks.Callback):
             return
         self.curve.append(float(value))
         if self.pruner.should_stop(self.curve, self.completed, self.pruned):
+            self.stopped_at = epoch + 1
+            self.model.stop_training = True
+
+
+class _BudgetStop(keras.callbacks.Callback):
+    """Stops a trial at the end of an epoch when one more (as long as its longest so far) would eat into the
+    time the search's budget keeps for the refit (``kreg.lab.search.budget``)."""
+
+    def __init__(self, budget):
+        super().__init__()
+        self.budget = budget
+        self.longest = 0.0
+        self.began = 0.0
+        self.stopped_at: int | None = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.began = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.longest = max(self.longest, time.perf_counter() - self.began)
+        if self.stopped_at is None and not self.model.stop_training and self.budget.should_stop(self.longest):
             self.stopped_at = epoch + 1
             self.model.stop_training = True
 
@@ -202,6 +223,10 @@ class TrialRunner:
         self.train_sample = search.splits.train_sample(search.train_eval_samples)
         self.folds = folds_of(search)  # the same folds for every trial: their scores compare pair by pair
         self.pruner = pruner_for(search)  # None: every trial trains to the end
+        self.budget = None  # the search's time budget (kreg.lab.search.budget.Budget), set by the search
+        # A baseline that makes the search meaningless stops it (kreg.lab.analysis.blockers); a parallel
+        # search's workers go on, since their other trials already run beside it.
+        self.stop_on_blocked_baseline = False
         self._store_curves: dict = {}  # metric -> run id -> (status, series) of ended trials read from the store
         self._finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kreg-finish")
         self._finishing: list = []
@@ -255,6 +280,12 @@ class TrialRunner:
             self._finishing.append((record, self._finisher.submit(self._finish_run, record, run)))
         self.reporter.trial_ended(index, record)
         timing.add("trial.total", time.perf_counter() - began)
+        if self.stop_on_blocked_baseline and plan.is_baseline and index == 0:
+            from kreg.lab.analysis.blockers import BaselineBlocked, blocking_line
+
+            line = blocking_line(record, search)
+            if line is not None:  # every later trial would be meaningless: keras-tuner stops on a FatalError
+                raise kt.errors.FatalError(line) from BaselineBlocked(line)
         if record.status == FAILED:
             raise kt.errors.FailedTrialError(record.reason.strip().splitlines()[-1])
         return record
@@ -267,10 +298,13 @@ class TrialRunner:
         if self.pruner is not None and not plan.is_baseline:  # the baseline always trains fully
             name = search.objective.name
             check = _PruneCheck(self.pruner, name, *self._ended(name, lambda r: r.history.get(name)))
-        callbacks = [c for c in (check, _EpochReporter(run, self.reporter, index, epochs)) if c is not None]
+        budget = _BudgetStop(self.budget) if self.budget is not None and not plan.is_baseline else None
+        callbacks = [c for c in (check, budget, _EpochReporter(run, self.reporter, index, epochs)) if c is not None]
         fitted, record.metrics = self._fit(search, plan, epochs, self.train_sample, *callbacks)
         if check is not None and check.stopped_at is not None:
             record.metrics["pruned_at_epoch"] = check.stopped_at
+        elif budget is not None and budget.stopped_at is not None:
+            record.metrics["pruned_at_epoch"] = record.metrics["budget_stopped_at_epoch"] = budget.stopped_at
         record.history = fitted.history
         self._placements(record, fitted, run)
         record.objective = record.metrics[f"kept_{search.objective.name}"]
@@ -325,13 +359,20 @@ class TrialRunner:
         key = f"kept_{search.objective.name}"
         judge = self.pruner is not None and self.pruner.by_fold and not plan.is_baseline
         completed = self._ended(f"fold_{key}", lambda r: [f.get(key) for f in r.folds])[0] if judge else []
-        stopped = None  # folds done when the fold test stopped the trial
+        stopped = None  # folds done when the fold test (or the budget) stopped the trial
+        fold_began, longest_fold, by_budget = time.perf_counter(), 0.0, None
         try:
             with _quiet_retracing():  # each fold is a new model: TensorFlow's retracing warning means nothing here
                 for i, (fold, sample) in enumerate(self.folds):
                     fitted = self._fold(plan, index, epochs, i, fold, sample, per_fold, histories)
                     if judge and self.pruner.should_stop_folds([f[key] for f in per_fold], completed):
                         stopped = len(per_fold)  # significantly worse than the incumbent: stop here
+                        break
+                    longest_fold = max(longest_fold, time.perf_counter() - fold_began)
+                    fold_began = time.perf_counter()
+                    if (self.budget is not None and not plan.is_baseline and len(per_fold) < len(self.folds)
+                            and self.budget.should_stop(longest_fold)):
+                        stopped = by_budget = len(per_fold)  # one more fold would eat into the refit's reserve
                         break
         except signals.SearchInterrupted:  # the folds that finished keep their figures on the KILLED run
             if run is not None and per_fold:
@@ -347,6 +388,8 @@ class TrialRunner:
         record.objective = record.metrics[f"kept_{search.objective.name}"]
         if stopped:
             record.metrics["pruned_at_fold"] = stopped
+            if by_budget:
+                record.metrics["budget_stopped_at_fold"] = by_budget
             if run is not None:
                 run.set_tags({"kreg.folds_done": f"{len(per_fold)} of {len(self.folds)}"})
         if run is not None:
@@ -435,7 +478,8 @@ class TrialRunner:
         if record.status == PRUNED:  # the runs table says when and by which rule
             at = (f"after fold {record.metrics['pruned_at_fold']} of {len(self.folds)}" if self.folds else
                   f"after epoch {record.metrics['pruned_at_epoch']} of {self.search.training.epochs}")
-            tags["kreg.pruned"] = f"{at} ({self.pruner.describe()})"
+            by_budget = any(k.startswith("budget_stopped") for k in record.metrics)
+            tags["kreg.pruned"] = f"{at} ({'stopped by the budget' if by_budget else self.pruner.describe()})"
         if record.diagnoses:  # the runs table shows them; trial.json has evidence and advice
             tags["kreg.diagnoses"] = "; ".join(f"{d['kind']}: {d['evidence']}" for d in record.diagnoses)
         if record.reason:
