@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import numpy as np
 
 DIRECTORY = "refit"
 FORMAT = 1
+_PROGRESS = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
 def log_refit(client, run_id: str, *, epochs: int, seed: int, metrics: dict, outputs, activation: str,
@@ -39,6 +41,8 @@ def log_refit(client, run_id: str, *, epochs: int, seed: int, metrics: dict, out
 def read_refit(client, run_id: str, *, epochs: int, seed: int, test_examples: int) -> dict | None:
     """The refit logged on ``run_id`` for ``epochs`` epochs from ``seed`` (``metrics``, ``outputs``,
     ``activation``), or None when there is none, it is of other epochs or seed, or it cannot be read."""
+    previous = os.environ.get(_PROGRESS)
+    os.environ[_PROGRESS] = "false"  # no progress bar for two small files
     try:
         with tempfile.TemporaryDirectory() as tmp:
             local = Path(client.download_artifacts(run_id, DIRECTORY, tmp))
@@ -46,6 +50,11 @@ def read_refit(client, run_id: str, *, epochs: int, seed: int, test_examples: in
             outputs = np.load(io.BytesIO((local / "outputs.npy").read_bytes()), allow_pickle=False)
     except Exception:  # nothing logged (or a partial write): the refit is trained again
         return None
+    finally:
+        if previous is None:
+            os.environ.pop(_PROGRESS, None)
+        else:
+            os.environ[_PROGRESS] = previous
     if (described.get("format") != FORMAT or described.get("epochs") != int(epochs)
             or described.get("seed") != int(seed) or len(outputs) != test_examples):
         return None
