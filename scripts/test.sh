@@ -17,7 +17,7 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
            && timeout 300 apt-get install -y --no-install-recommends chromium >/dev/null 2>&1; }; } \
       || echo "chromium could not be installed: tests/test_report.py's rendering test will be skipped" >&2
 fi
-python -m pytest -n "$PROCESSES" "$@"
+python -m pytest -n "$PROCESSES" --durations=20 "$@"  # the slowest tests, for keeping the suite in its budget
 # The library (layers, regularizers, losses, metrics, augmentation, models)
 # is backend-agnostic: run its tests again under JAX, with the lab's end-to-end
 # tests (a search with refit and a fresh-process load, cross-validation,

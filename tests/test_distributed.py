@@ -40,7 +40,7 @@ PIPELINE = {
     "data": {"dataset": "wine", "train_eval_samples": None},
     "model": {"type": "mlp", "width": 32, "depth": 1},
     "training": {"epochs": 25, "batch_size": 8},  # a trial lasts a few seconds: long enough to die in
-    "search": {"tuner": "random", "max_trials": TRIALS, "refit": False, "techniques": {  # refit: test_parallel
+    "search": {"cv": None, "tuner": "random", "max_trials": TRIALS, "refit": False, "techniques": {  # refit: test_parallel
         "l2": {"min": 1.0e-5, "max": 1.0e-2, "scale": "log"},
         "dropout": {"min": 0.1, "max": 0.5},
     }},

@@ -222,7 +222,9 @@ def test_a_full_disk_mid_search_says_its_cause_first_and_resume_completes_it(tmp
         subprocess.run(["umount", "-l", str(store)], capture_output=True)
 
 
-def test_all_trials_diverging_is_said_in_one_line(tmp_path, capsys):
+def test_a_diverging_baseline_stops_the_search_in_one_line(tmp_path, capsys):
+    # Every plan shares the learning rate: once the baseline diverges, the other trials would too (a parallel
+    # search, whose trials already run beside the baseline, stops after failures in a row: test_parallel).
     data = {**PIPELINE, "name": "all_nan",
             "training": {"epochs": 2, "batch_size": 16, "learning_rate": 1.0e12, "optimizer": "sgd"},
             "search": {**PIPELINE["search"], "max_trials": 4}}
@@ -230,8 +232,9 @@ def test_all_trials_diverging_is_said_in_one_line(tmp_path, capsys):
     captured = capsys.readouterr()
     text = captured.out + captured.err
     assert "Traceback" not in text and "Invalid loss" not in text
-    assert "no trial completed: 3 of 3 trials failed; most often: Diverged" in text
-    assert "stopped after 3 failed trials in a row" in text
+    assert "stopped after the baseline: training loss became NaN or infinite at epoch 1; every plan shares its " \
+           "learning rate (1e+12)" in text, text
+    assert "1 of 1 trials failed; most often: Diverged" in text, text
 
 
 def _free_port():

@@ -82,7 +82,7 @@ def _search(tmp_path, prune, techniques=None, max_trials=2, tuner="grid"):
     # l2 = 10 crushes the weights: its validation accuracy stays far below the baseline's from the first epochs.
     return kreg.tune("mlp", "wine", model_args={"width": 16, "depth": 1}, tuner=tuner, max_trials=max_trials,
                      techniques=techniques or {"l2": {"values": [10.0]}}, epochs=10, batch_size=8,
-                     prune=prune, refit=False, tracking_uri=uri, verbose=0, seed=0), uri
+                     prune=prune, refit=False, tracking_uri=uri, verbose=0, seed=0, cv=None), uri
 
 
 @pytest.mark.parametrize("prune, stopped_at", [({"rule": "median", "warmup_trials": 1, "warmup_epochs": 2}, 3),

@@ -133,6 +133,7 @@ def run_study(study: Study, model, data, *, plan: dict | None = None, epochs: in
     uri = check_tracking_uri(resolve_tracking_uri(tracking_uri))
     prepared = prepare(model, data, techniques=plan or {}, epochs=epochs, batch_size=batch_size,
                        learning_rate=learning_rate, optimizer=optimizer, tuner="random", max_trials=1, seed=seed,
+                       cv=None,  # a study trains on the splits as they are: no search, nothing to choose
                        model_args=model_args, tracking_uri=uri, experiment=experiment, task=task,
                        name=f"study-{study.kind}")
     echo = print if verbose else (lambda line: None)
