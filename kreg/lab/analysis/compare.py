@@ -74,7 +74,7 @@ def verdict_line(result: dict, scale: float, unit: str) -> str:
     after ``worse than the baseline:`` or ``not distinguishable from the baseline:``."""
     g, lo, hi = (result[k] * scale for k in ("gain", "gain_ci95_low", "gain_ci95_high"))
     what = "accuracy gain" if result["metric"] == "accuracy" else "RMSE gain (baseline's minus chosen's)"
-    figures = (f"test {what} {g:+.2f}{unit} [95% CI {lo:+.2f}, {hi:+.2f}], p = {_p(result['p_value'])} "
+    figures = (f"test {what} {g:+.2f}{unit} [95% CI {lo:+.2f}, {hi:+.2f}], p {_p(result['p_value'])} "
                f"({result['test']})")
     if not result["distinguishable"]:
         return f"not distinguishable from the baseline: {figures}"
@@ -82,5 +82,6 @@ def verdict_line(result: dict, scale: float, unit: str) -> str:
 
 
 def _p(p: float) -> str:
-    return f"{p:.2g}" if p >= 0.001 else "< 0.001"
+    """``= 0.019`` or ``< 0.001`` (not ``= < 0.001``)."""
+    return f"= {p:.2g}" if p >= 0.001 else "< 0.001"
 
