@@ -134,3 +134,37 @@ def test_a_baseline_that_does_not_learn_stops_the_search_with_its_line(tmp_path)
     assert summary.error.startswith("stopped after the baseline: it does not learn")
     parent = MlflowClient(uri).get_run(summary.parent_run_id)
     assert parent.info.status == "FAILED" and parent.data.tags["kreg.error"] == summary.error
+
+
+def _cv_record(trial_id, plan, folds):
+    return TrialRecord(trial_id=trial_id, status="COMPLETED", plan=plan, objective=float(np.mean(folds)),
+                       folds=[{"kept_val_accuracy": v} for v in folds],
+                       metrics={"cv_sem_kept_val_accuracy": float(np.std(folds, ddof=1) / np.sqrt(len(folds)))})
+
+
+def test_one_se_judges_a_plan_against_the_best_fold_by_fold():
+    space = SearchSpace.from_dict({"l2": {"min": 1e-5, "max": 1e-1, "scale": "log"},
+                                   "dropout": {"min": 0.1, "max": 0.5}})
+    objective = Objective("val_accuracy", "max")
+    # Folds of very different difficulty: the best's own SE is about 3 points.
+    best = _cv_record("0", RegularizationPlan(l2=1e-5), [0.90, 0.80, 0.85])  # the weakest L2 of the range
+    steady_loss = _cv_record("1", RegularizationPlan(l2=1e-1), [0.885, 0.785, 0.835])  # 1.5 points worse on every fold
+    noisy_tie = _cv_record("2", RegularizationPlan(dropout=0.3), [0.91, 0.78, 0.855])  # better, worse, better
+    assert steady_loss.objective >= best.objective - best.metrics["cv_sem_kept_val_accuracy"]  # the old rule: in
+    chosen, why = select([best, steady_loss, noisy_tie], objective, space, "one_se")
+    assert chosen is noisy_tie and "fold by fold" in why  # the consistent loser is out; the noisy tie is within
+    chosen, _ = select([best, steady_loss], objective, space, "one_se")
+    assert chosen is best  # a best that wins on every fold is not displaced by a plan that loses on each
+    baseline = _cv_record("9", RegularizationPlan(), [0.90, 0.80, 0.85])
+    assert select([baseline, noisy_tie], objective, space, "one_se")[0] is baseline  # below none: never chosen
+    no_folds = [_record("0", RegularizationPlan(), 0.85), _record("1", RegularizationPlan(l2=1e-1), 0.835)]
+    for r in no_folds:
+        r.metrics = {"cv_sem_kept_val_accuracy": 0.029}
+    assert select(no_folds, objective, space, "one_se")[0].trial_id == "0"  # never a plan that scored below none
+    no_folds[0].plan = RegularizationPlan(dropout=0.1)  # the same figures, no baseline among them
+    assert select(no_folds, objective, space, "one_se")[0].trial_id == "1"  # without folds: the best's own SE
+    # A regularized best: the candidates are the plans at least as good as the baseline, within one SE.
+    base = _cv_record("0", RegularizationPlan(), [0.80, 0.70, 0.75])
+    top = _cv_record("1", RegularizationPlan(l2=1e-4), [0.90, 0.80, 0.85])
+    strong = _cv_record("2", RegularizationPlan(l2=1e-1, dropout=0.5), [0.905, 0.79, 0.85])
+    assert select([base, top, strong], objective, space, "one_se")[0] is strong
