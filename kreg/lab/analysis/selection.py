@@ -138,12 +138,13 @@ def select(records, objective, space, rule: str = "best"):
     if base is not None:
         done = [r for r in done if r is base or sign * (r.objective - base.objective) >= 0]
     key = f"kept_{objective.name}"
-    if _fold_scores(best, key) is not None and all(_fold_scores(r, key) is not None for r in done):
+    scores = {id(r): _fold_scores(r, key) for r in done}
+    if scores.get(id(best)) is not None and all(v is not None for v in scores.values()):
         # Every trial saw the same folds: judge each against the best fold by fold, so the folds' own difficulty
         # cancels (the best trial's SE across folds mixes it in: with 3 folds about 2 points on small data, wide
         # enough to let in plans that lose a point on every fold). Within: the mean paired shortfall is at most
         # its own standard error.
-        within = [r for r in done if _paired_within(_fold_scores(best, key), _fold_scores(r, key), sign)]
+        within = [r for r in done if _paired_within(scores[id(best)], scores[id(r)], sign)]
         chosen = max(within, key=lambda r: (regularization(r.plan, space), sign * r.objective))
         if chosen is best:
             return best, (f"one_se: the best trial is also the most regularized of the {len(within)} within one "
@@ -172,8 +173,7 @@ def _paired_within(best: list[float], other: list[float], sign: int) -> bool:
     """Whether ``other``'s mean shortfall against ``best`` on the same folds is at most its standard error."""
     if len(other) != len(best):
         return False
-    shortfall = [sign * (b - o) for b, o in zip(best, other)]
-    n = len(shortfall)
-    mean = sum(shortfall) / n
-    sd = math.sqrt(sum((d - mean) ** 2 for d in shortfall) / (n - 1))
-    return mean <= sd / math.sqrt(n) + 1e-12
+    from kreg.lab.analysis.stats import fold_summary
+
+    shortfall = fold_summary([sign * (b - o) for b, o in zip(best, other)])
+    return shortfall["mean"] <= shortfall["sem"] + 1e-12
