@@ -647,7 +647,9 @@ def run_search(search: Search, *, reporter=None, config: dict, config_text: str,
 
 
 def _budget_line(budget, records, trials_ended: float, refit_s: float) -> str:
-    stopped = sum(r.status == PRUNED and any(k.startswith("budget_stopped") for k in r.metrics) for r in records)
+    from kreg.lab.tracking.records import stopped_by_budget
+
+    stopped = sum(r.status == PRUNED and stopped_by_budget(r.metrics) for r in records)
     pruned = sum(r.status == PRUNED for r in records) - stopped
     began = budget.first_proposal or trials_ended
     return budget.spent_line(trials=len(records), pruned=pruned, stopped=stopped, refit_s=refit_s,

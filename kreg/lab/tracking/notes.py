@@ -93,7 +93,9 @@ def trial_note(record, metric: str) -> str:
              f"**Plan:** `{record.plan.describe() if record.plan is not None else '?'}`", ""]
     if record.status not in ENDED and record.reason:
         lines += ["**Why it failed:**", "", "```", record.reason.strip()[-1500:], "```", ""]
-    if record.status == PRUNED and any(k.startswith("budget_stopped") for k in m):
+    from kreg.lab.tracking.records import stopped_by_budget
+
+    if record.status == PRUNED and stopped_by_budget(m):
         where = (f"epoch {int(m['budget_stopped_at_epoch'])}" if "budget_stopped_at_epoch" in m
                  else f"fold {int(m.get('budget_stopped_at_fold', 0))}")
         lines += [f"**Stopped by the budget** after {where}: one more would have eaten into the time kept for "

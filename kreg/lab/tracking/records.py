@@ -93,3 +93,8 @@ def markdown_table(rows: list[dict]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(fmt(row[k]) for k in header) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def stopped_by_budget(metrics: dict) -> bool:
+    """Whether a PRUNED trial was stopped by the budget (``budget_stopped_at_epoch``/``_fold``), not by its curve."""
+    return "budget_stopped_at_epoch" in metrics or "budget_stopped_at_fold" in metrics

@@ -478,7 +478,9 @@ class TrialRunner:
         if record.status == PRUNED:  # the runs table says when and by which rule
             at = (f"after fold {record.metrics['pruned_at_fold']} of {len(self.folds)}" if self.folds else
                   f"after epoch {record.metrics['pruned_at_epoch']} of {self.search.training.epochs}")
-            by_budget = any(k.startswith("budget_stopped") for k in record.metrics)
+            from kreg.lab.tracking.records import stopped_by_budget
+
+            by_budget = stopped_by_budget(record.metrics)
             tags["kreg.pruned"] = f"{at} ({'stopped by the budget' if by_budget else self.pruner.describe()})"
         if record.diagnoses:  # the runs table shows them; trial.json has evidence and advice
             tags["kreg.diagnoses"] = "; ".join(f"{d['kind']}: {d['evidence']}" for d in record.diagnoses)
