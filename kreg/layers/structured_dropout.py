@@ -162,9 +162,9 @@ class DropConnect(ScheduledRateMixin, keras.layers.Layer):
         units: Output size, a positive integer.
         rate: Probability of dropping a weight, in [0, 1). Default 0.5.
             Schedulable.
-        activation, use_bias, kernel_initializer, bias_initializer,
-        kernel_regularizer, bias_regularizer, kernel_constraint,
-        bias_constraint: As in ``keras.layers.Dense``.
+        activation: As in ``keras.layers.Dense``; so are ``use_bias``,
+            ``kernel_initializer``, ``bias_initializer``, ``kernel_regularizer``,
+            ``bias_regularizer``, ``kernel_constraint`` and ``bias_constraint``.
         seed: Integer seed. Default None.
 
     Example:
