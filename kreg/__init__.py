@@ -18,6 +18,7 @@ with Keras as soon as Keras is imported (before or after kreg; see
 import importlib
 
 from kreg import _register
+from kreg.errors import KregError  # the base of every error kreg raises on purpose
 
 from kreg.lab.plan import DropBlockSpec
 from kreg.lab.plan import EarlyStoppingSpec
@@ -49,6 +50,7 @@ __all__ = [
     "DropBlockSpec",
     "EarlyStoppingSpec",
     "ElasticNetSpec",
+    "KregError",
     "RegularizationPlan",
     "SWASpec",
     "ScheduleSpec",

@@ -1,7 +1,7 @@
-"""Eager argument validation with one message template (DESIGN.md, house rule 2: validate arguments eagerly).
+"""Eager argument validation with one message template (the house rule: validate arguments eagerly, before any work starts).
 
 Every public constructor validates its arguments before any work starts and
-raises ``ValueError`` with Keras' wording, so users see the same sentence
+raises ``ArgumentError`` (a ``ValueError``) with Keras' wording, so users see the same sentence
 whether the mistake is in Python code or in a pipeline YAML file::
 
     Invalid value received for argument `rate`. Expected a float between 0
@@ -18,10 +18,12 @@ import math
 import numbers
 from typing import Any
 
+from kreg.errors import ArgumentError
 
-def invalid(name: str, expected: str, value: Any) -> ValueError:
-    """Build the one error message kreg uses for a bad argument."""
-    return ValueError(
+
+def invalid(name: str, expected: str, value: Any) -> ArgumentError:
+    """Build the one error message kreg uses for a bad argument (a ``ValueError`` and a ``kreg.KregError``)."""
+    return ArgumentError(
         f"Invalid value received for argument `{name}`. "
         f"Expected {expected}. Received: {name}={value!r}"
     )

@@ -9,12 +9,13 @@ import sys
 import pytest
 
 API = {
-    "kreg": ["DropBlockSpec", "EarlyStoppingSpec", "ElasticNetSpec", "RegularizationPlan", "SWASpec",
+    "kreg": ["DropBlockSpec", "EarlyStoppingSpec", "ElasticNetSpec", "KregError", "RegularizationPlan", "SWASpec",
              "ScheduleSpec", "__version__", "predict_mc", "regularize", "study", "tune", "augment", "callbacks",
              "constraints", "data", "lab", "layers", "losses", "metrics", "models", "regularizers", "schedules",
              "training"],
     "kreg.lab": ["Classification", "ConfigError", "DataError", "Regression", "RegularizationPlan", "SearchSpace",
-                 "apply_plan", "regularize", "tune"],
+                 "apply_plan", "regularize", "tune", "KregError", "ResumeError", "PipelineSyntaxError", "BuilderError",
+                 "JoinError", "StoreError", "ChiefLost", "BaselineBlocked", "Diverged", "SearchInterrupted"],
     "kreg.layers": ["DropBlock1D", "DropBlock2D", "DropConnect", "MCDropout", "ScheduledDropout",
                     "ScheduledGaussianNoise", "ScheduledSpatialDropout1D", "ScheduledSpatialDropout2D",
                     "StochasticDepth", "drop_path_rates", "predict_mc"],

@@ -17,6 +17,7 @@ import math
 import keras
 import numpy
 
+from kreg.errors import InputError
 from kreg import _validation as v
 from kreg.augment._base import Augmentation
 
@@ -70,7 +71,7 @@ class _AudioLayer(Augmentation):
         rank = 2 if self.kind == "waveform" else 3
         channel = len(inputs.shape) == rank + 1
         if len(inputs.shape) != rank and not (channel and inputs.shape[-1] == 1):
-            raise ValueError(
+            raise InputError(
                 f"{type(self).__name__} with kind='{self.kind}' takes inputs of rank {rank} "
                 f"(or {rank + 1} with one channel). Received shape {tuple(inputs.shape)}")
         x = np.squeeze(inputs, -1) if channel else inputs
@@ -340,7 +341,7 @@ class RandomBackgroundNoise(_AudioLayer):
             clips = B.convert_to_tensor(self.noise)
             count, samples = self.noise.shape
             if samples < length:
-                raise ValueError(f"The noise clips have {samples} samples, shorter than the waveforms "
+                raise InputError(f"The noise clips have {samples} samples, shorter than the waveforms "
                                  f"({length}). Received: noise of shape {self.noise.shape}")
             pick = B.random.randint((batch,), 0, count, seed=rng)
             start = B.random.randint((batch, 1), 0, samples - length + 1, seed=rng)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import keras
 
+from kreg.errors import InputError
 from kreg import _validation as v
 from kreg._variables import variable_property
 from kreg.augment._base import Augmentation
@@ -52,7 +53,7 @@ class _Mixing(Augmentation):
         np, B = self.np, self.backend
         if len(labels.shape) == 2 and labels.shape[-1] not in (None, 1):
             if self.num_classes is not None and labels.shape[-1] != self.num_classes:
-                raise ValueError(
+                raise InputError(
                     f"Labels of shape {tuple(labels.shape)} do not match `num_classes`. "
                     f"Received: num_classes={self.num_classes}")
             labels = B.cast(labels, "float32")
@@ -67,7 +68,7 @@ class _Mixing(Augmentation):
         message = (f"labels must be class indices: integers (or whole-number floats) in "
                    f"[0, {self.num_classes}), or soft labels (batch, {self.num_classes})")
         if "int" not in dtype and "float" not in dtype:
-            raise ValueError(f"{type(self).__name__}: {message}. Received dtype {dtype}")
+            raise InputError(f"{type(self).__name__}: {message}. Received dtype {dtype}")
         ok = np.logical_and(np.all(labels >= 0), np.all(labels < self.num_classes))
         if "int" not in dtype:
             ok = np.logical_and(ok, np.all(labels == np.round(labels)))
@@ -101,7 +102,7 @@ class _Mixing(Augmentation):
         if not bool(B.convert_to_numpy(ok)):
             values = B.convert_to_numpy(labels).reshape(-1)
             more = " ..." if values.size > 8 else ""
-            raise ValueError(f"{message}. Received: labels={values[:8].tolist()}{more}")
+            raise InputError(f"{message}. Received: labels={values[:8].tolist()}{more}")
         return labels
 
     def _beta(self, batch, rng):
@@ -116,7 +117,7 @@ class _Mixing(Augmentation):
         # ``dataset.map(layer)`` passes a pair's parts as two arguments.
         if labels is None:
             if not isinstance(inputs, (tuple, list)) or len(inputs) != 2:
-                raise ValueError(f"{type(self).__name__} takes a pair (images, labels). "
+                raise InputError(f"{type(self).__name__} takes a pair (images, labels). "
                                  f"Received: {type(inputs).__name__}")
             inputs, labels = inputs
         # Labels go as a keyword: Keras' DataLayer would cast the first
@@ -245,7 +246,7 @@ class CutMix(_Mixing):
     def mix(self, images, partner, lam, rng):
         np, B = self.np, self.backend
         if len(images.shape) != 4:
-            raise ValueError(f"CutMix takes images (batch, height, width, channels). Received shape {tuple(images.shape)}")
+            raise InputError(f"CutMix takes images (batch, height, width, channels). Received shape {tuple(images.shape)}")
         height, width = images.shape[1], images.shape[2]
         batch = self.batch_size(images)
         side = np.sqrt(1.0 - lam)

@@ -29,6 +29,7 @@ import keras
 import tensorflow as tf
 from keras.src.saving import serialization_lib
 
+from kreg.errors import ArgumentError, InputError
 from kreg import _validation as v
 from kreg.augment._synonyms import DEFAULT_SYNONYMS
 
@@ -135,10 +136,10 @@ def _resolve_translator(arg: str, value):
            f"in the loading process (before loading; it is then saved by its registered name), "
            f"or pass it as `custom_objects={{{value!r}: function}}`")
     if ":" not in value:
-        raise ValueError(f"Invalid value received for argument `{arg}`. No function is registered "
+        raise ArgumentError(f"Invalid value received for argument `{arg}`. No function is registered "
                          f"under {value!r}. {how}. Received: {arg}={value!r}")
     if serialization_lib.in_safe_mode():
-        raise ValueError(
+        raise InputError(
             f"BackTranslation: refusing to import {value!r} (argument `{arg}`) while loading in safe "
             f"mode: a saved file may not choose which code runs. {how}; or, if you trust this file, "
             f"load it with `keras.saving.load_model(path, safe_mode=False)`.")
@@ -184,7 +185,7 @@ class _TextAugmentation(keras.layers.Layer):
         if x.dtype == tf.string:
             return self._strings(x)
         if not x.dtype.is_integer:
-            raise ValueError(f"{type(self).__name__} takes strings or integer token ids. Received dtype {x.dtype.name}")
+            raise InputError(f"{type(self).__name__} takes strings or integer token ids. Received dtype {x.dtype.name}")
         return self._ids(x)
 
     def _strings(self, x):
@@ -196,7 +197,7 @@ class _TextAugmentation(keras.layers.Layer):
 
     def _ids(self, x):
         if x.shape.rank not in (1, 2):
-            raise ValueError(f"{type(self).__name__} takes token ids (steps,) or (batch, steps). Received shape {x.shape}")
+            raise InputError(f"{type(self).__name__} takes token ids (steps,) or (batch, steps). Received shape {x.shape}")
         batch = x if x.shape.rank == 2 else x[None, :]
         lengths = tf.reduce_sum(tf.cast(tf.not_equal(batch, self.pad_id), tf.int32), axis=1)
         out, _ = self.edit(batch, lengths, self.pad_id)
@@ -232,7 +233,7 @@ class _SynonymAugmentation(_TextAugmentation):
     def _lookup(self, tokens, uniform):
         if (tokens.dtype != tf.string) != self._ids_table:
             kind = "token ids" if self._ids_table else "words"
-            raise ValueError(f"{type(self).__name__}: the synonym table holds {kind}, the inputs are "
+            raise InputError(f"{type(self).__name__}: the synonym table holds {kind}, the inputs are "
                              f"{'strings' if tokens.dtype == tf.string else 'token ids'}. Received dtype {tokens.dtype.name}")
         return self._table.lookup(tokens, uniform)
 
@@ -508,7 +509,7 @@ class BackTranslation(_TextAugmentation):
         if self.back is not None:
             out = list(self.back(out))
         if len(out) != len(sentences) or not all(isinstance(s, str) for s in out):
-            raise ValueError(f"BackTranslation: the translator must return one string per sentence; "
+            raise InputError(f"BackTranslation: the translator must return one string per sentence; "
                              f"it got {len(sentences)} and returned {len(out)}")
         return tf.constant(out, dtype=tf.string)
 
@@ -517,7 +518,7 @@ class BackTranslation(_TextAugmentation):
             return inputs
         x = tf.convert_to_tensor(inputs)
         if x.dtype != tf.string:
-            raise ValueError(f"BackTranslation takes strings. Received dtype {x.dtype.name}")
+            raise InputError(f"BackTranslation takes strings. Received dtype {x.dtype.name}")
         flat = tf.reshape(x, (-1,))
         chosen = self.uniform(tf.shape(flat)) < self.rate
         index = tf.where(chosen)[:, 0]

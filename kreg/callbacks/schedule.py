@@ -6,6 +6,7 @@ import copy
 
 import keras
 
+from kreg.errors import InputError
 from kreg import _validation as v
 from kreg import schedules as kreg_schedules
 from kreg.regularizers import schedulable_terms
@@ -119,7 +120,7 @@ class RegularizationSchedule(keras.callbacks.Callback):
         objects = schedulable_objects(self.model, kinds) if kinds else []
         objects += [t for t in self.targets if not isinstance(t, str) and t not in objects]
         if not objects:
-            raise ValueError(
+            raise InputError(
                 f"RegularizationSchedule found nothing to schedule for targets={self.targets!r}: "
                 "use layers with a variable-backed strength (kreg.layers.ScheduledDropout, DropBlock2D, "
                 "...) or wrap penalties in kreg.regularizers.Schedulable."

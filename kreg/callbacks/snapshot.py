@@ -8,6 +8,7 @@ import math
 import keras
 import numpy as np
 
+from kreg.errors import InputError
 from kreg import _validation as v
 
 
@@ -88,7 +89,7 @@ class SnapshotEnsemble(keras.callbacks.Callback):
         from kreg.training.ensemble import Ensemble
 
         if not self.snapshots:
-            raise ValueError("SnapshotEnsemble has no snapshots: train with this callback first.")
+            raise InputError("SnapshotEnsemble has no snapshots: train with this callback first.")
         members = []
         for weights in self.snapshots:
             clone = keras.models.clone_model(self.model)

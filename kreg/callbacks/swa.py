@@ -8,6 +8,7 @@ import warnings
 import keras
 import numpy as np
 
+from kreg.errors import ArgumentError
 from kreg import _validation as v
 
 
@@ -124,7 +125,7 @@ class SWA(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._reset()
         if _bn_layers(self.model) and self.bn_data is None:
-            raise ValueError(
+            raise ArgumentError(
                 "Invalid value received for argument `bn_data`. Expected training inputs to recompute "
                 "batch-normalization statistics (the model has BatchNormalization layers). Received: bn_data=None"
             )

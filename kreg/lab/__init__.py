@@ -15,8 +15,19 @@ _LAZY = {
     "RegularizationPlan": "kreg.lab.plan",
     "Classification": "kreg.lab.task",
     "Regression": "kreg.lab.task",
+    # Every error the lab raises on purpose (all kreg.KregError; the table of exit codes: kreg.lab.errors).
+    "KregError": "kreg.errors",
     "ConfigError": "kreg.lab.errors",
     "DataError": "kreg.lab.errors",
+    "ResumeError": "kreg.lab.errors",
+    "PipelineSyntaxError": "kreg.lab.errors",
+    "BuilderError": "kreg.lab.errors",
+    "JoinError": "kreg.lab.search.worker",
+    "StoreError": "kreg.lab.tracking.mlflow",
+    "ChiefLost": "kreg.lab.search.rpc",
+    "BaselineBlocked": "kreg.lab.analysis.blockers",
+    "Diverged": "kreg.lab.trial.fit",
+    "SearchInterrupted": "kreg.lab.search.signals",
     "SearchSpace": "kreg.lab.search.space",
 }
 

@@ -12,7 +12,8 @@ import warnings
 from pathlib import Path
 
 from kreg.lab.config import check_sources, import_paths, load_pipeline
-from kreg.lab.errors import ConfigError, DataError, ResumeError
+from kreg.errors import KregError
+from kreg.lab.errors import ConfigError
 from kreg.lab.quiet import quiet_tensorflow
 from kreg.lab.search.signals import SearchInterrupted, owning_signals
 
@@ -386,27 +387,13 @@ def main(argv=None) -> int:
     try:
         return {"tune": _cmd_tune, "worker": _cmd_worker, "validate": _cmd_validate, "techniques": _cmd_techniques,
                 "study": _cmd_study, "ui": _cmd_ui}[args.command](args)
-    except ConfigError as exc:
-        print(f"kreg: error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except DataError as exc:  # raised while loading data, before any run is created
-        print(f"kreg: error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except ResumeError as exc:  # nothing to resume, or not as asked: before any run changes
-        print(f"kreg: error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
     except SearchInterrupted as exc:  # 128 + the signal; the search's own line was printed with its summary
         if exc.summary is None:  # before the search's parent run existed: nothing to resume
             print(f"kreg: {exc.message}", file=sys.stderr)
         return exc.exit_code
-    except Exception as exc:  # the store failing at the very start (later, the search summary says it)
-        from kreg.lab.tracking.mlflow import StoreError
-
-        if not isinstance(exc, StoreError):
-            raise
+    except KregError as exc:  # bad input (2: nothing was changed), or the store failing at the very start (1)
         print(f"kreg: error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-
+        return exc.exit_code
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,21 +1,53 @@
-"""The lab's kinds of bad input, all raised before any MLflow run is created or changed.
+"""Every error the lab raises on purpose, and what ``kreg`` (the command) exits with on each.
 
-``ConfigError``: a setting (from YAML or from ``kreg.tune``'s arguments) is
-invalid. ``DataError``: the data cannot be used as asked (mismatched lengths,
-NaN inputs, labels that do not fit the task, a split too small).
-``ResumeError``: a search cannot be resumed (none to resume, it finished, it
-runs elsewhere, or the pipeline changed since: the message names what). All
-are ``ValueError``s whose message names the problem; the CLI turns them into
-exit code 2.
+All derive from :class:`kreg.KregError` (``except kreg.KregError`` catches
+any of them) and from the Python exception their kind calls for. Bad input
+is refused before any MLflow run is created or changed; the message names
+the field and the value.
+
+=======================  ==========================================  =====================  ================
+error                    raised when                                 Python kind            exit code
+=======================  ==========================================  =====================  ================
+``ArgumentError``        a library constructor refuses an argument   ``ValueError``         2
+``InputError``           a layer/callback gets inputs it cannot use  ``ValueError``         2
+``ConfigError``          a setting (YAML or ``kreg.tune``) is bad    ``ValueError``         2
+``PipelineSyntaxError``  a pipeline file is not valid YAML           ``ValueError``         2
+``BuilderError``         the user's model builder raised             ``ValueError``         2
+``DataError``            the data cannot be used as asked            ``ValueError``         2
+``ResumeError``          a search cannot be resumed as asked         ``ValueError``         2
+``JoinError``            a worker cannot join this chief's search    ``ValueError``         2
+``StoreError``           the MLflow store stopped taking writes      ``RuntimeError``       1
+``ChiefLost``            a worker's chief stopped answering          ``RuntimeError``       1
+``BaselineBlocked``      the baseline makes every trial meaningless  ``RuntimeError``       1
+``Diverged``             a training loss became NaN or infinite      ``RuntimeError``       1
+``SearchInterrupted``    a signal stopped the search                 ``KeyboardInterrupt``  128 + the signal
+=======================  ==========================================  =====================  ================
+
+(``ArgumentError`` and ``InputError`` live in :mod:`kreg.errors`, beside the
+library that raises them; ``JoinError`` in ``kreg.lab.search.worker``,
+``StoreError`` in ``kreg.lab.tracking.mlflow``, ``ChiefLost`` in
+``kreg.lab.search.rpc``, ``BaselineBlocked`` in ``kreg.lab.analysis.blockers``,
+``Diverged`` in ``kreg.lab.trial.fit``, ``SearchInterrupted`` in
+``kreg.lab.search.signals``: each beside the code that raises it.)
+``Diverged`` and ``BaselineBlocked`` are caught by the search, which records
+the trial as failed or stops with one line; they reach the command only from
+a study.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from kreg.errors import ArgumentError, InputError, KregError
 
-class ConfigError(ValueError):
+__all__ = ["KregError", "ArgumentError", "InputError", "ConfigError", "DataError", "ResumeError",
+           "PipelineSyntaxError", "BuilderError"]
+
+
+class ConfigError(KregError, ValueError):
     """A setting is invalid: names the field and the value."""
+
+    exit_code = 2
 
     def __init__(self, field: str, value: Any, expected: str, source: str | None = None):
         self.field, self.value, self.expected, self.source = field, value, expected, source
@@ -26,12 +58,16 @@ class ConfigError(ValueError):
         )
 
 
-class DataError(ValueError):
+class DataError(KregError, ValueError):
     """The data cannot be used as asked: says what is wrong and where."""
 
+    exit_code = 2
 
-class ResumeError(ValueError):
+
+class ResumeError(KregError, ValueError):
     """A search cannot be resumed as asked: says which search and why."""
+
+    exit_code = 2
 
 
 class PipelineSyntaxError(ConfigError):

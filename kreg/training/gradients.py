@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import keras
 from keras import ops
+from kreg.errors import InputError
 
 
 def data_loss_fn(model):
     """The compiled data loss of ``model`` (without weight penalties), as ``fn(y, y_pred)``."""
     loss = getattr(model, "loss", None)
     if loss is None:
-        raise ValueError("The model has no loss: compile it before probing its loss surface.")
+        raise InputError("The model has no loss: compile it before probing its loss surface.")
     if isinstance(loss, (list, tuple, dict)):
-        raise ValueError(f"Probing needs a single-output model with one loss. Received: loss={loss!r}")
+        raise InputError(f"Probing needs a single-output model with one loss. Received: loss={loss!r}")
     return keras.losses.get(loss) if isinstance(loss, str) else loss
 
 

@@ -18,6 +18,7 @@ import weakref
 import keras
 import numpy as np
 
+from kreg.errors import ArgumentError
 from kreg import _validation as v
 
 DEFAULT_MAX_BATCHES = 200
@@ -186,7 +187,7 @@ def recompute_batch_norm_statistics(model, data, *, batch_size=32, max_batches=D
         for layer in layers:
             layer.__dict__.pop("call", None)
     if not batches:
-        raise ValueError("Invalid value received for argument `data`. Expected training inputs (at least one "
+        raise ArgumentError("Invalid value received for argument `data`. Expected training inputs (at least one "
                          "batch) to recompute batch-normalization statistics from. Received: no batches")
     updated = {id(l) for l in layers if sums[id(l)][2]}
     mine = {id(var) for l in layers if id(l) in updated for var in _statistics(l)}

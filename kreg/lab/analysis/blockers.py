@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import math
 
+from kreg.errors import KregError
+
 import numpy as np
 
 CHANCE_MARGIN = 0.05  # accuracy points above chance that still count as "not learning"
@@ -72,7 +74,7 @@ def blocking_line(record, search) -> str | None:
     return None
 
 
-class BaselineBlocked(RuntimeError):
+class BaselineBlocked(KregError, RuntimeError):
     """The baseline makes every later trial meaningless: the search stops with ``line``."""
 
     def __init__(self, line: str):

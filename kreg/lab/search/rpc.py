@@ -38,6 +38,7 @@ import grpc
 from keras_tuner.src import protos
 from keras_tuner.src.distribute.oracle_chief import OracleServicer
 from keras_tuner.src.engine import conditions
+from kreg.errors import KregError
 from keras_tuner.src.engine import trial as trial_module
 from keras_tuner.src.engine.oracle import LOCKS, THREADS
 
@@ -264,7 +265,7 @@ def serve(oracle, board: Board, host: str, port: int) -> tuple[grpc.Server, int]
 
 
 # ------------------------------------------------------------------ the worker's side
-class ChiefLost(RuntimeError):
+class ChiefLost(KregError, RuntimeError):
     """The chief stopped answering, or told this worker to stop."""
 
 

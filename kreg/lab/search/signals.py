@@ -41,12 +41,14 @@ import signal
 import sys
 import threading
 
+from kreg.errors import KregError
+
 SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 _IMMEDIATE, _DEFERRED = "immediate", "deferred"
 
 
-class SearchInterrupted(KeyboardInterrupt):
+class SearchInterrupted(KregError, KeyboardInterrupt):
     """A search was stopped by a signal.
 
     Attributes:

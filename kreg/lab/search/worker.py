@@ -29,13 +29,14 @@ import tempfile
 import threading
 import time
 
+from kreg.errors import KregError
 from kreg.lab.search import signals
 from kreg.lab.search.rpc import ChiefLost, Connection, OracleClient
 
 EXIT_DONE, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2
 
 
-class JoinError(ValueError):
+class JoinError(KregError, ValueError):
     """A worker cannot join this chief's search (another search, another store): says why."""
 
 

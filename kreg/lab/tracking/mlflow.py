@@ -47,6 +47,7 @@ from pathlib import Path
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
+from kreg.errors import KregError
 from kreg.lab.tracking import notes, system, views
 from kreg.lab.tracking.records import ENDED
 from kreg.lab.tracking.store import artifact_root_for, file_lock, local_store_path, resolve_tracking_uri
@@ -92,7 +93,7 @@ def _finite_metrics(values: dict, step: int, ts: int) -> list[Metric]:
     return out
 
 
-class StoreError(RuntimeError):
+class StoreError(KregError, RuntimeError):
     """The MLflow store stopped accepting writes (read-only, locked, disk full, server gone).
 
     Not a failed trial: the search stops, with one message and the console

@@ -13,12 +13,13 @@ import math
 
 import keras
 
+from kreg.errors import KregError
 from kreg.callbacks import GeneralizationGap, SharpnessProbe, WeightMonitor
 from kreg.lab.search import signals
 from kreg.lab.trial.procedures import build_for_plan, precise_bn, precise_bn_tag, procedure_callbacks, train_data
 
 
-class Diverged(RuntimeError):
+class Diverged(KregError, RuntimeError):
     """The training loss became NaN or infinite."""
 
 
