@@ -256,9 +256,9 @@ def test_kreg_techniques_for_a_shipped_pipeline_names_its_own_space(capsys):
     assert "augment_shift        strength 0.02 to 0.3" in out
 
 
-def test_the_readme_table_lists_every_technique_of_the_default_table():
-    text = (ROOT / "README.md").read_text()
-    table = text[text.index("### The default search space"):text.index("What that gives:")]
+def test_the_docs_table_lists_every_technique_of_the_default_table():
+    text = (ROOT / "docs" / "guide" / "defaults.md").read_text()
+    table = text[text.index("## The default search space"):text.index("What that gives:")]
     for row in ds.DEFAULTS:
         assert f"| `{row.name}` |" in table, row.name
 

@@ -1,14 +1,15 @@
 """Issue 12, part 6: the many-machines recipe, on loopback, over PostgreSQL.
 
-The README's recipe for a team, run as written with every "machine" on
-127.0.0.1: a private PostgreSQL 15 (Debian's package, ``initdb``/``pg_ctl``
-as an unprivileged user in a temporary directory), the documented ``mlflow
-server`` over it serving the artifacts, one chief (``kreg tune PIPELINE
---chief``) and two workers (``kreg worker PIPELINE --oracle HOST:PORT``).
-One worker is killed (SIGKILL) in the middle of its trial: the chief gives it
-up after ``--worker-timeout`` seconds without a heartbeat, closes its run
-KILLED and the other worker runs that trial again; the search completes with
-every trial logged once and the parent's summary complete.
+The recipe for a team in docs/guide/parallel.md ("A team: many machines"), run
+as written with every "machine" on 127.0.0.1: a private PostgreSQL 15
+(Debian's package, ``initdb``/``pg_ctl`` as an unprivileged user in a
+temporary directory), the documented ``mlflow server`` over it serving the
+artifacts, one chief (``kreg tune PIPELINE --chief``) and two workers (``kreg
+worker PIPELINE --oracle HOST:PORT``). One worker is killed (SIGKILL) in the
+middle of its trial: the chief gives it up after ``--worker-timeout`` seconds
+without a heartbeat, closes its run KILLED and the other worker runs that
+trial again; the search completes with every trial logged once and the
+parent's summary complete.
 
 Skipped, saying why, where PostgreSQL's server binaries or the psycopg2
 driver (the ``dev`` extra) are missing.
@@ -114,7 +115,7 @@ def _group_exists(name: str) -> bool:
 
 @contextlib.contextmanager
 def mlflow_server(backend: str, artifacts: Path, env: dict):
-    """The README's ``mlflow server`` command on a free loopback port; yields its URL."""
+    """The ``mlflow server`` command of docs/guide/parallel.md on a free loopback port; yields its URL."""
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend,

@@ -1,6 +1,6 @@
 """Issue 19, item 2: a trial leaves nothing of itself in memory (keras-tuner #395, #873, #1031).
 
-The resident-memory figure is measured by ``scripts/bench_memory.py`` (README);
+The resident-memory figure is measured by ``scripts/bench_memory.py`` (docs/measured.md);
 these tests pin the mechanism: after a trial, none of its traced graphs is
 still registered in TensorFlow's runtime, and TensorFlow's retracing
 warnings stay off the console while trials train.

@@ -1,6 +1,7 @@
-"""What the user's next process sees (DESIGN.md, house rule 11): a model saved with every registered
-kreg object loads in a fresh Python that only ran ``import kreg``, with ``safe_mode=True``; and a
-tampered file cannot make loading import a module. Runs under TensorFlow and JAX."""
+"""What the user's next process sees: a model saved with every registered kreg object loads in a fresh
+Python that only ran ``import kreg``, with ``safe_mode=True`` (the rule: a saved model loads wherever its
+user loads it, with nothing more); and a tampered file cannot make loading import a module. Runs under
+TensorFlow and JAX."""
 
 import json
 import os

@@ -1,0 +1,117 @@
+"""The documentation: the site builds with ``mkdocs build --strict`` and the README's links hold.
+
+One build (about 5 s) in a fresh process, which also says whether building imported
+TensorFlow or Keras: mkdocstrings must read kreg's source statically (griffe), never import it.
+Skipped, saying why, where MkDocs is missing (the ``docs`` extra, which the ``dev`` extra includes).
+"""
+
+from __future__ import annotations
+
+import ast
+import html
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytest.importorskip("mkdocs", reason="MkDocs is not installed: pip install -e '.[docs]' (in the dev extra)")
+pytest.importorskip("mkdocstrings", reason="mkdocstrings is not installed: pip install -e '.[docs]'")
+
+# `mkdocs build --strict ...` through MkDocs' own command, then which heavy modules the build loaded.
+_DRIVER = textwrap.dedent("""
+    import json, sys
+    from mkdocs.__main__ import cli
+    try:
+        cli.main(args=sys.argv[1:], prog_name="mkdocs", standalone_mode=False)
+    except Exception as e:
+        print(f"BUILD FAILED: {type(e).__name__}: {e}", file=sys.stderr)
+        sys.exit(1)
+    print(json.dumps({m: m in sys.modules for m in ("tensorflow", "keras", "jax", "kreg")}))
+""")
+
+
+def _mkdocs(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    return subprocess.run([sys.executable, "-c", _DRIVER, *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def _text(page: Path) -> str:
+    """A built page's visible text, whitespace collapsed."""
+    raw = re.sub(r"<[^>]+>", " ", page.read_text(encoding="utf-8"))
+    return " ".join(html.unescape(raw).split())
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    out = tmp_path_factory.mktemp("site")
+    done = _mkdocs("build", "--strict", "--config-file", str(ROOT / "mkdocs.yml"), "--site-dir", str(out),
+                   cwd=ROOT)
+    assert done.returncode == 0, f"mkdocs build --strict failed:\n{done.stderr[-6000:]}"
+    return out, json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_site_builds_strictly_without_importing_tensorflow_or_keras(site):
+    out, loaded = site
+    assert loaded == {"tensorflow": False, "keras": False, "jax": False, "kreg": False}
+    for page in ("index.html", "getting-started/index.html", "guide/search/index.html",
+                 "guide/selection/index.html", "guide/defaults/index.html", "guide/parallel/index.html",
+                 "guide/studies/index.html", "guide/library/index.html", "measured/index.html",
+                 "reference/layers/index.html", "reference/lab/index.html"):
+        assert (out / page).is_file(), page
+
+
+def test_the_api_reference_holds_kregs_docstrings(site):
+    out, _ = site
+    tree = ast.parse((ROOT / "kreg" / "layers" / "structured_dropout.py").read_text())
+    doc = next(ast.get_docstring(n) for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "DropBlock2D")
+    paragraph = " ".join(doc.split("\n\n")[1].replace("``", "").split())  # "Neighbouring activations ..."
+    layers = (out / "reference" / "layers" / "index.html").read_text(encoding="utf-8")
+    assert 'id="kreg.layers.DropBlock2D"' in layers
+    assert paragraph in _text(out / "reference" / "layers" / "index.html")
+    lab = (out / "reference" / "lab" / "index.html").read_text(encoding="utf-8")
+    assert 'id="kreg.lab.apply.regularize"' in lab and 'id="kreg.lab.plan.RegularizationPlan"' in lab
+    assert "Searches which regularization model needs on data" in _text(out / "reference" / "lab" / "index.html")
+    # Doctests headed "Example:" render as code blocks (docs/griffe_extensions.py), not as prose.
+    training = (out / "reference" / "training" / "index.html").read_text(encoding="utf-8")
+    assert '<span class="gp">&gt;&gt;&gt; </span>' in training  # a highlighted doctest prompt
+    assert '<span class="go">[0.25, 0.5, 0.75, 1.0, 1.0, 1.0]</span>' in training  # its output, not a link
+
+
+def test_measured_figures_include_the_guides_tables_with_their_commands(site):
+    out, _ = site
+    measured = _text(out / "measured" / "index.html")
+    # Written once in the guides, included here (pymdownx.snippets sections).
+    assert "python scripts/bench_selection.py" in measured and "mean 0.904" in measured
+    assert "python scripts/bench_workers.py" in measured and "222 s (0.59x)" in measured
+    assert "python scripts/bench_export.py" in measured and "kreg study learning_curve --plan dropout=0.3" in measured
+    assert "--8<--" not in measured and "--8<--" not in _text(out / "guide" / "selection" / "index.html")
+
+
+def test_a_broken_link_or_anchor_fails_the_strict_build(tmp_path):
+    """kreg's own mkdocs.yml (inherited) turns a link to a missing page or anchor into a failed build."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "index.md").write_text("# Home\n\n[a page](missing.md), [an anchor](#no-such-heading)\n")
+    config = tmp_path / "mkdocs.yml"
+    config.write_text(f"INHERIT: {ROOT / 'mkdocs.yml'}\ndocs_dir: docs\nnav:\n  - index.md\n")
+    done = _mkdocs("build", "--strict", "--config-file", str(config), "--site-dir", str(tmp_path / "site"),
+                   cwd=ROOT)
+    assert done.returncode != 0
+    assert "missing.md" in done.stderr and "no-such-heading" in done.stderr
+
+
+def test_every_relative_link_in_the_readme_points_at_a_file():
+    text = (ROOT / "README.md").read_text()
+    targets = re.findall(r"\]\(([^)\s]+)\)", text)
+    relative = [t for t in targets if not re.match(r"[a-z]+:", t) and not t.startswith("#")]
+    assert len(relative) >= 10, relative  # the README links into docs/
+    missing = [t for t in relative if not (ROOT / t.split("#")[0]).exists()]
+    assert not missing, f"README links to files that do not exist: {missing}"
