@@ -6,6 +6,10 @@ renders ``Example:`` as an admonition of prose, where ``>>>`` lines run
 together and a list printed by a doctest reads as a Markdown link. This
 renames the heading before parsing, so every doctest renders as a code block.
 
+``ReSTMarkup``: a few docstrings use reStructuredText where Markdown reads
+them wrongly: a simple table (columns between ``====`` rules) becomes a
+Markdown table, and a role (``:class:`kreg.KregError```) plain code.
+
 ``FolderPackages``: a folder of modules without an ``__init__.py`` inside a
 package (``kreg/lab/search``, ``kreg/lab/trial`` today) imports in Python as a
 namespace package, but griffe skips it (it takes such a folder for scripts),
@@ -27,6 +31,45 @@ class ExampleSections(griffe.Extension):
     def on_instance(self, *, obj: griffe.Object, **kwargs) -> None:
         if obj.docstring is not None and "Example:" in obj.docstring.value:
             obj.docstring.value = _EXAMPLE.sub(r"\1Examples:", obj.docstring.value)
+
+
+_ROLE = re.compile(r":(?:class|mod|func|meth|attr|obj|exc|data):(`[^`]+`)")
+_RULE = re.compile(r"^(\s*)(=+)( +=+)+\s*$")
+
+
+def _columns(rule: str) -> list[tuple[int, int | None]]:
+    spans = [m.span() for m in re.finditer(r"=+", rule)]
+    return [(start, spans[i + 1][0] if i + 1 < len(spans) else None) for i, (start, _) in enumerate(spans)]
+
+
+def _simple_tables(text: str) -> str:
+    """ReST simple tables (rule, header, rule, rows, rule) as Markdown tables."""
+    lines, out, i = text.split("\n"), [], 0
+    while i < len(lines):
+        rule = _RULE.match(lines[i])
+        if not (rule and i + 2 < len(lines) and _RULE.match(lines[i + 2])):
+            out.append(lines[i])
+            i += 1
+            continue
+        columns, indent = _columns(lines[i]), rule.group(1)
+        end = next((j for j in range(i + 3, len(lines)) if _RULE.match(lines[j])), None)
+        if end is None:
+            out.append(lines[i])
+            i += 1
+            continue
+        rows = [lines[i + 1]] + [line for line in lines[i + 3:end] if line.strip()]
+        cells = [[line[a:b].strip() for a, b in columns] for line in rows]
+        out += ["", indent + "| " + " | ".join(cells[0]) + " |", indent + "|" + "---|" * len(columns)]
+        out += [indent + "| " + " | ".join(row) + " |" for row in cells[1:]] + [""]
+        i = end + 1
+    return "\n".join(out)
+
+
+class ReSTMarkup(griffe.Extension):
+    def on_instance(self, *, obj: griffe.Object, **kwargs) -> None:
+        if obj.docstring is not None:
+            value = _ROLE.sub(r"\1", obj.docstring.value)
+            obj.docstring.value = _simple_tables(value) if "==" in value else value
 
 
 class FolderPackages(griffe.Extension):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import html
+import importlib.util
 import json
 import os
 import re
@@ -83,6 +84,28 @@ def test_the_api_reference_holds_kregs_docstrings(site):
     training = (out / "reference" / "training" / "index.html").read_text(encoding="utf-8")
     assert '<span class="gp">&gt;&gt;&gt; </span>' in training  # a highlighted doctest prompt
     assert '<span class="go">[0.25, 0.5, 0.75, 1.0, 1.0, 1.0]</span>' in training  # its output, not a link
+
+
+def test_restructuredtext_simple_tables_and_roles_become_markdown():
+    """docs/griffe_extensions.py: what a docstring written for Sphinx looks like on the site."""
+    spec = importlib.util.spec_from_file_location("griffe_extensions", ROOT / "docs" / "griffe_extensions.py")
+    ext = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ext)
+    doc = textwrap.dedent("""\
+        Errors.
+
+        =========  ===============  =========
+        error      raised when      exit code
+        =========  ===============  =========
+        ``Bad``    a setting is bad  2
+        ``Lost``   the store left   1
+        =========  ===============  =========
+
+        See :class:`kreg.KregError`.""")
+    text = ext._ROLE.sub(r"\1", ext._simple_tables(doc))
+    assert "| error | raised when | exit code |" in text
+    assert "| ``Bad`` | a setting is bad | 2 |" in text and "| ``Lost`` | the store left | 1 |" in text
+    assert "See `kreg.KregError`." in text and "====" not in text
 
 
 def test_measured_figures_include_the_guides_tables_with_their_commands(site):
