@@ -176,6 +176,21 @@ def test_every_kreg_name_the_docs_cite_exists():
     assert not missing, f"the docs cite names kreg does not have: {missing}"
 
 
+def test_every_file_the_docs_cite_exists():
+    """scripts/bench_*.py, pipelines/*.yaml, kreg/lab/... named in a guide are in the repository."""
+    pages = [ROOT / "README.md"] + sorted(p for p in (ROOT / "docs").rglob("*.md") if p.name not in _OTHERS_PAGES)
+    cited = {}
+    for page in pages:
+        for found in re.finditer(r"(?<![\w./-])((?:kreg|scripts|examples|pipelines|tests)/[\w./-]*\w)", page.read_text()):
+            cited.setdefault(found.group(1), set()).add(str(page.relative_to(ROOT)))
+    assert len(cited) > 20, sorted(cited)
+    placeholders = {"pipelines/x.yaml",  # a file named in an example error message
+                    "examples/s"}  # examples per second, a column heading
+    missing = {path: sorted(pages) for path, pages in cited.items()
+               if path not in placeholders and not (ROOT / path).exists()}
+    assert not missing, f"the docs cite files that do not exist: {missing}"
+
+
 def test_every_relative_link_in_the_readme_points_at_a_file():
     text = (ROOT / "README.md").read_text()
     targets = re.findall(r"\]\(([^)\s]+)\)", text)
