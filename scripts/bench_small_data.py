@@ -49,6 +49,8 @@ its training data; A's wall time at most 2x B's on each case.
     python scripts/bench_small_data.py --cases mnist1d_30 wine --seeds 0 --trials 4 --epochs 30 \\
         --tab-trials 4 --tab-epochs 30 --out small.json      # a reduced run
     python scripts/bench_small_data.py ... --reuse-a small.json --out small_b.json   # B again, A's rows kept
+    python scripts/bench_small_data.py --cases mnist1d_30 wine --seeds 0 --trials 2 --epochs 20 \
+        --tab-trials 2 --tab-epochs 20 --breakdown   # A only, timing on: where one fold's time goes
 """
 
 from __future__ import annotations
@@ -227,6 +229,60 @@ def _row(summary, wall: float, splits, label: str, fcn: bool, np) -> tuple[dict,
     return out, space
 
 
+# --------------------------------------------------------------------------------------------- breakdown
+
+_FIT_ROWS = [  # (section, what it is): seconds per fit (one fold, or one holdout trial)
+    ("trial.fold_clear", "clear_session + seed between folds"),
+    ("fit.build_compile", "model build + plan + compile"),
+    ("fit.data", "the training tf.data pipeline"),
+    ("fit.setup_rest", "callbacks, precise-BN set-up, fit's own set-up (to on_train_begin)"),
+    ("trial.first_epoch_extra", "first epoch beyond a steady one (tracing train/eval steps)"),
+    ("trial.train_epochs", "training batches (steady; precise-BN passes taken out)"),
+    ("trial.validation", "validation evaluation per epoch"),
+    ("trial.epoch_end_callbacks", "epoch-end callbacks: honest gap, early stopping, reporter"),
+    ("fit.precise_bn", "precise-BN passes (before each validation and at the end)"),
+    ("trial.fit_teardown", "fit's end (restoring weights, the last precise-BN pass)"),
+    ("trial.final_figures", "final figures: test evaluation, kept weights' honest figures"),
+]
+
+
+def breakdown(args) -> None:
+    """Default (A) searches with kreg's timing sections on: where one fold's time goes."""
+    import keras
+
+    from kreg.lab import timing
+
+    timing.enable()
+    cache = {}
+    for case in args.cases:
+        fcn = case in MNIST_SIZES
+        trials, epochs = (args.trials, args.epochs) if fcn else (args.tab_trials, args.tab_epochs)
+        splits = case_data(case, args.seeds[0], cache)
+        model = fcn_builder(splits.spec.shape, 10) if fcn else "mlp"
+        timing.reset()
+        a, _ = run_search(case, model, splits, args.seeds[0], trials, epochs, {"tuner": args.tuner}, "A", fcn)
+        t, n = timing.totals(), timing.counts()
+        fits = max(1, n.get("trial.build_and_setup", 0))
+        ntrials = max(1, n.get("trial.total", 0))
+        precise = t.get("fit.precise_bn", 0.0)
+        t["fit.setup_rest"] = t.get("trial.build_and_setup", 0.0) - t.get("fit.build_compile", 0.0) \
+            - t.get("fit.data", 0.0)
+        # the passes before each validation land in the stopwatch's training part, the last one in the teardown
+        last = precise / max(1, n.get("fit.precise_bn", 1)) * fits if precise else 0.0
+        t["trial.train_epochs"] = t.get("trial.train_epochs", 0.0) - max(0.0, precise - last)
+        t["trial.fit_teardown"] = t.get("trial.fit_teardown", 0.0) - last
+        in_fits = sum(t.get(k, 0.0) for k, _ in _FIT_ROWS if k != "trial.fold_clear")
+        print(f"\n{case} (A, {keras.backend.backend()}): {a['wall_s']:.1f} s in all, {ntrials} trials, {fits} fits "
+              f"({fits / ntrials:.1f} a trial), {t.get('trial.epochs', 0) / fits:.1f} epochs a fit; "
+              f"trials {t.get('trial.total', 0.0):.1f} s, fits {in_fits:.1f} s")
+        print("| per fit (mean) | s | share of the fits |\n|---|---:|---:|")
+        for key, label in _FIT_ROWS:
+            print(f"| {label} | {t.get(key, 0.0) / fits:.3f} | {t.get(key, 0.0) / max(in_fits, 1e-9):.0%} |")
+        steady = t.get("trial.train_epochs", 0.0) + t.get("trial.validation", 0.0)
+        print(f"| **training + validation (steady)** | **{steady / fits:.2f}** | **{steady / max(in_fits, 1e-9):.0%}** |")
+        print(f"| **the rest** | **{(in_fits - steady) / fits:.2f}** | **{1 - steady / max(in_fits, 1e-9):.0%}** |")
+
+
 # --------------------------------------------------------------------------------------------- report
 
 def fmt(value, digits=3):
@@ -310,6 +366,8 @@ def main():
                         help="B keeps today's stop after a baseline that does not learn or collapses")
     parser.add_argument("--reuse-a", type=Path, help="A's rows (and space) from an earlier --out: run B only")
     parser.add_argument("--out", type=Path, help="write the rows and the verdicts as JSON")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="A only, first seed, with kreg's timing sections: where one fold's time goes")
     args = parser.parse_args()
 
     warnings.filterwarnings("ignore")
@@ -317,6 +375,8 @@ def main():
 
     print(f"backend {keras.backend.backend()}; cases {' '.join(args.cases)}; seeds {args.seeds}; "
           f"MNIST-1D {args.trials} trials x {args.epochs} epochs, tabular {args.tab_trials} x {args.tab_epochs}")
+    if args.breakdown:
+        return breakdown(args)
     cache, rows = {}, []
     earlier = {(r["case"], r["seed"]): r for r in json.loads(args.reuse_a.read_text())["rows"]} \
         if args.reuse_a else {}

@@ -15,6 +15,7 @@ import keras
 
 from kreg.errors import KregError
 from kreg.callbacks import GeneralizationGap, SharpnessProbe, WeightMonitor
+from kreg.lab import timing
 from kreg.lab.search import signals
 from kreg.lab.trial.procedures import build_for_plan, precise_bn, precise_bn_tag, procedure_callbacks, train_data
 
@@ -67,11 +68,87 @@ def monitors(search, train_sample) -> list:
     return callbacks
 
 
-def fit_plan(search, plan, epochs: int, train_sample, *, seed: int, last_callbacks=()) -> Fitted:
-    """Trains ``plan`` for ``epochs`` on the search's splits; raises ``Diverged`` on NaN losses."""
+class FoldStart:
+    """One built and compiled model for every fold of a cross-validated trial, put back to where it started
+    before each fold.
+
+    The folds of a trial train one plan from one initialization. Building a new model for every fold
+    (``clear_session``, the seed, build, compile) gives that, and makes TensorFlow trace (JAX compile) the
+    training, evaluation and precise-BN steps again for every fold: on 30 to 180 examples more than half of a
+    fold's time (``scripts/bench_small_data.py --breakdown``). Here the first fold builds and compiles the model
+    and builds its optimizer, and the value of every variable of both is kept: weights, batch-norm statistics,
+    seed-generator states, the optimizer's slots, its step counter and learning rate. Each later fold assigns
+    those values back, so it starts exactly where a freshly built model would, with the functions already
+    traced. Callbacks, the data pipeline and the honest-gap sample are made anew for each fold by ``fit_plan``.
+
+    Plans that wrap the model, change it outside its variables or train other models keep a new model per fold
+    (``reusable``): SAM (a wrapper with its own step), SWA (averages weights outside the optimizer), a
+    regularization schedule (changes layer attributes), a bagged ensemble (trains other members).
+    """
+
+    def __init__(self):
+        self.model = self.built = None
+        self._variables: list = []
+        self._initial: list = []
+
+    @staticmethod
+    def reusable(plan) -> bool:
+        return not (plan.sam or (plan.ensemble and plan.ensemble > 1) or plan.swa is not None
+                    or plan.schedule is not None)
+
+    @staticmethod
+    def _state(model) -> list:
+        seen, out = set(), []
+        for v in [*model.variables, *model.optimizer.variables]:
+            if id(v) not in seen:
+                seen.add(id(v))
+                out.append(v)
+        return out
+
+    def model_for(self, search, plan, seed: int):
+        """``(model, built)``: built, compiled and remembered the first time; the same, reset, after."""
+        if self.model is not None:
+            for variable, value in zip(self._variables, self._initial):
+                variable.assign(value)
+            return self.model, self.built
+        model, built = build_for_plan(search, plan, seed=seed)
+        if not model.built or not model.trainable_variables:  # a model that builds in fit: nothing to keep yet
+            return model, built
+        if not model.optimizer.built:  # its slots exist now, so they are part of the start
+            model.optimizer.build(model.trainable_variables)
+        self._variables = self._state(model)
+        self._initial = [keras.ops.convert_to_numpy(v.value) for v in self._variables]
+        self.model, self.built = model, built
+        return model, built
+
+    def intact(self) -> bool:
+        """Whether the next fold can take the kept model: it exists and has exactly the variables it started
+        with (training created none). If not, it is let go and the next fold builds a new one."""
+        if self.model is not None and [id(v) for v in self._state(self.model)] == [id(v) for v in self._variables]:
+            return True
+        self.__init__()
+        return False
+
+
+def _timed(fn, name):
+    def timed(*args, **kwargs):
+        with timing.section(name):
+            return fn(*args, **kwargs)
+
+    return timed
+
+
+def fit_plan(search, plan, epochs: int, train_sample, *, seed: int, last_callbacks=(),
+             start: FoldStart | None = None) -> Fitted:
+    """Trains ``plan`` for ``epochs`` on the search's splits; raises ``Diverged`` on NaN losses.
+
+    ``start``: the model of a cross-validated trial's earlier folds, reset (``FoldStart``); None builds one."""
     splits = search.splits
-    model, built = build_for_plan(search, plan, seed=seed)
-    data, mixers = train_data(splits, plan, plan.batch_size or search.training.batch_size, seed)
+    with timing.section("fit.build_compile"):
+        model, built = start.model_for(search, plan, seed) if start is not None else \
+            build_for_plan(search, plan, seed=seed)
+    with timing.section("fit.data"):
+        data, mixers = train_data(splits, plan, plan.batch_size or search.training.batch_size, seed)
     gap = GeneralizationGap(train_sample, penalty=search.penalty, penalty_metric=search.penalty_metric)
     callbacks = [SignalCheckpoint(), gap, StopOnNaN(), *monitors(search, train_sample)]
     procedures, swa, scheduled = procedure_callbacks(plan, model, epochs, train_sample, mixers)
@@ -92,6 +169,8 @@ def fit_plan(search, plan, epochs: int, train_sample, *, seed: int, last_callbac
     precise, precise_tag = precise_bn(search, model, splits, plan.batch_size or search.training.batch_size, seed,
                                       epoch_data=train_sample[0])
     if precise is not None:
+        if timing.enabled():  # its passes (before each validation, at the end) under their own section
+            precise.recompute = _timed(precise.recompute, "fit.precise_bn")
         callbacks.append(precise)
     callbacks += list(last_callbacks)
     history = model.fit(data, validation_data=splits.eval_dataset("validation"), epochs=epochs,

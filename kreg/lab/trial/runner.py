@@ -38,7 +38,7 @@ from kreg.lab.tracking.mlflow import StoreError
 from kreg.lab.search.pruning import pruner_for
 from kreg.lab.tracking.records import COMPLETED, ENDED, FAILED, KILLED, PRUNED, TrialRecord
 from kreg.lab.trial import ensemble, measure, memory
-from kreg.lab.trial.fit import Diverged, fit_plan
+from kreg.lab.trial.fit import Diverged, FoldStart, fit_plan
 from kreg.training.ensemble import _quiet_retracing
 
 _FINAL_PREFIXES = ("test_", "best_", "kept_", "epochs_run", "best_epoch", "kept_epoch", "single_", "swa_models",
@@ -324,13 +324,15 @@ class TrialRunner:
         pruned = [list(c) for status, c in ended.values() if status == PRUNED]
         return completed, pruned
 
-    def _fit(self, search, plan, epochs, sample, *callbacks):
-        """Trains and measures ``plan`` on ``search``'s splits: (fitted, end figures)."""
+    def _fit(self, search, plan, epochs, sample, *callbacks, fold_start=None):
+        """Trains and measures ``plan`` on ``search``'s splits: (fitted, end figures). ``fold_start``: a
+        cross-validated trial's model, reset for each fold (``FoldStart``)."""
         watch = _Stopwatch() if timing.enabled() else None
         if watch is not None:  # just before the epoch reporter (the last), after every other epoch-end callback
             callbacks = (*callbacks[:-1], watch, callbacks[-1]) if callbacks else (watch,)
         start = time.perf_counter()
-        fitted = fit_plan(search, plan, epochs, sample, seed=self.search.seed, last_callbacks=list(callbacks))
+        fitted = fit_plan(search, plan, epochs, sample, seed=self.search.seed, last_callbacks=list(callbacks),
+                          start=fold_start)
         if watch is not None:
             watch.account(start, time.perf_counter())
         with timing.section("trial.final_figures"):  # the test evaluation, the kept weights' honest figures
@@ -361,10 +363,11 @@ class TrialRunner:
         completed = self._ended(f"fold_{key}", lambda r: [f.get(key) for f in r.folds])[0] if judge else []
         stopped = None  # folds done when the fold test (or the budget) stopped the trial
         fold_began, longest_fold, by_budget = time.perf_counter(), 0.0, None
+        start = FoldStart() if FoldStart.reusable(plan) else None  # one model for every fold, reset between
         try:
-            with _quiet_retracing():  # each fold is a new model: TensorFlow's retracing warning means nothing here
+            with _quiet_retracing():  # a plan that needs a new model per fold retraces: the warning means nothing
                 for i, (fold, sample) in enumerate(self.folds):
-                    fitted = self._fold(plan, index, epochs, i, fold, sample, per_fold, histories)
+                    fitted = self._fold(plan, index, epochs, i, fold, sample, per_fold, histories, start)
                     if judge and self.pruner.should_stop_folds([f[key] for f in per_fold], completed):
                         stopped = len(per_fold)  # significantly worse than the incumbent: stop here
                         break
@@ -402,14 +405,18 @@ class TrialRunner:
         for number, metrics in enumerate(per_fold, start=1):  # MLflow charts them against the fold
             run.log_epoch(number, {f"fold_{k}": v for k, v in metrics.items() if k.startswith(_FOLD_FIGURES)})
 
-    def _fold(self, plan, index, epochs, i, fold, sample, per_fold, histories):
+    def _fold(self, plan, index, epochs, i, fold, sample, per_fold, histories, start=None):
+        """One fold. With ``start`` (``FoldStart``) the trial's one model is reset to its initial state instead
+        of a new one being built: the same start, without tracing the steps again."""
         search = self.search
         if i:
-            keras.backend.clear_session()
-            keras.utils.set_random_seed(search.seed)
+            with timing.section("trial.fold_clear"):
+                if start is None or not start.intact():
+                    keras.backend.clear_session()
+                keras.utils.set_random_seed(search.seed)
         getattr(self.reporter, "fold_started", lambda *_: None)(index, i, len(self.folds))
         fitted, metrics = self._fit(dataclasses.replace(search, splits=fold.splits), plan, epochs, sample,
-                                    _EpochReporter(None, self.reporter, index, epochs))
+                                    _EpochReporter(None, self.reporter, index, epochs), fold_start=start)
         per_fold.append({"fold": fold.name, **metrics})
         histories.append(fitted.history)
         return fitted
