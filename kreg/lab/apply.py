@@ -1,13 +1,10 @@
-"""A RegularizationPlan onto any Keras model: ``regularize(model, plan)``.
+"""A RegularizationPlan onto any Keras model: ``regularize(model, plan)``: graph walking and cloning.
 
-The plan goes where a practitioner would put it. Weight penalties and the
-proximal L1 constraint go on every kernel (Dense, EinsumDense, Conv1D/2D/3D,
-their transposes, separable and depthwise convolutions); group lasso on hidden
-layers only. Dropout goes after hidden dense blocks, spatial dropout or
-DropBlock after hidden convolution blocks, batch normalization between a
-hidden block's linear part and its activation, and input noise and
-augmentation right after the inputs. Nested Functional and Sequential models
-are rewritten too; branches and skip connections keep their wiring.
+This module reads a model's graph (its blocks, inputs and skip connections), builds the ``ModelView``
+the techniques' ``check`` hooks read, and clones the model with ``keras.models.clone_model``, asking
+each technique of the plan, through its hooks (``kreg.lab.techniques``), what goes on each kernel,
+after each block, on each input and on each residual branch. What a technique does lives in its class;
+nothing here names one.
 
 A *block* is a kernel layer followed by at most one chain of normalization
 layers and one activation layer (``Conv2D -> BatchNormalization -> ReLU``),
@@ -15,13 +12,14 @@ each the only consumer of the previous one; its *end* is where dropout goes,
 so on a residual branch it lands before the merge, on that branch only. An
 *output layer* is a kernel layer whose output reaches a model output without
 passing another kernel layer: it gets the penalty, never group lasso, and
-nothing after it.
+nothing after it. A *merge* is an ``Add`` of two tensors, one of which (the
+shortcut) the other (the residual branch, with a kernel layer on it) was
+computed from.
 
-The graph is read from the Functional model's nodes (``_nodes_by_depth`` and
-the tensors' ``_keras_history``, the structures ``keras.models.clone_model``
-itself walks); the rewrite is ``clone_model`` with a ``clone_function`` (new
-configs) and a ``call_function`` (layers inserted after a call). A Sequential
-model is rebuilt as a Sequential list.
+The graph is read through ``kreg.lab._keras_graph`` (every read of Keras'
+private graph is there); the rewrite is ``clone_model`` with a
+``clone_function`` (new configs) and a ``call_function`` (layers inserted
+after a call). A Sequential model is rebuilt as a Sequential list.
 """
 
 from __future__ import annotations
@@ -30,30 +28,22 @@ import collections
 import dataclasses
 
 import keras
-from keras.src.models.functional import Functional  # what keras.Model(inputs, outputs) builds
 
 from kreg import _validation as v
-from kreg import regularizers as kreg_regularizers
-from kreg.augment import augmentation_layers
-from kreg.layers import DropBlock1D
-from kreg.layers import DropBlock2D
-from kreg.layers import DropConnect
-from kreg.layers import ScheduledGaussianNoise
-from kreg.layers import ScheduledSpatialDropout1D
-from kreg.layers import ScheduledSpatialDropout2D
-from kreg.lab.models.blocks import dropout as dropout_layer
-from kreg.lab.models.blocks import kernel_constraint
-from kreg.lab.models.blocks import kernel_regularizer
-from kreg.lab.techniques import AUGMENTATIONS
-from kreg.lab.techniques import MIXING as MIXING_AUGMENTATIONS
-from kreg.lab.techniques import for_modality
+from kreg.lab import _keras_graph as kg
+from kreg.lab import techniques as registry
+from kreg.lab.techniques import placing
+from kreg.lab.techniques.base import MODALITY_RANK as _MODALITY_RANK
+from kreg.lab.techniques.base import BlockView
+from kreg.lab.techniques.base import Context
+from kreg.lab.techniques.base import InputSite
+from kreg.lab.techniques.base import MergeSite
+from kreg.lab.techniques.base import ModelView
+from kreg.lab.techniques.base import Site
 
-_PENALTIES = ("l1", "l2", "elastic_net", "group_lasso", "proximal_l1")
-STRUCTURAL = _PENALTIES + (
-    "dropout", "spatial_dropout", "drop_block", "drop_connect", "input_noise", "batch_norm",
-) + tuple(f"augment_{name}" for name in AUGMENTATIONS if name not in MIXING_AUGMENTATIONS)
+# The techniques that go into a model's layers (the rest act on the loss, the optimizer, the data, the training).
+STRUCTURAL = tuple(name for name, t in registry.REGISTRY.items() if t.structural)
 
-_MODALITY_RANK = {"tabular": 2, "sequence": 3, "image": 4}
 _DENSE = (keras.layers.Dense, keras.layers.EinsumDense)
 _SEPARABLE = (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)
 _DEPTHWISE = (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)
@@ -105,16 +95,19 @@ class _Block:
     hidden: bool
     has_norm: bool
     inside: bool  # the kernel layer applies its own activation
-    split: bool = False  # that activation moved out, after an inserted batch norm
 
     @property
     def is_conv(self):
         return isinstance(self.kernel, _CONV)
 
+    @property
+    def kind(self):
+        return "conv" if self.is_conv else "dense"
+
 
 @dataclasses.dataclass
 class _Graph:
-    """One (sub)model: its layers in call order, who consumes what, its blocks, its nested models."""
+    """One (sub)model: its layers in call order, who consumes what, its blocks, merges and nested models."""
 
     model: keras.Model
     prefix: str
@@ -122,7 +115,9 @@ class _Graph:
     consumers: dict
     shapes: dict
     outputs: set
+    producers: dict = dataclasses.field(default_factory=dict)  # id(layer) -> producers of its first call's inputs
     blocks: list = dataclasses.field(default_factory=list)
+    merges: dict = dataclasses.field(default_factory=dict)  # id(Add layer) -> index of its residual branch
     children: dict = dataclasses.field(default_factory=dict)
     unique: object = None  # name -> a layer name free in this model (set by _Rewriter.prepare)
 
@@ -132,32 +127,30 @@ class _Graph:
             yield from child.walk()
 
 
-def _is_graph_model(model) -> bool:
-    return isinstance(model, (keras.Sequential, Functional))
+_is_graph_model = kg.is_graph_model
 
 
 def _wiring(model):
-    """(layers, consumers, output shapes, ids of layers producing an output) of one model."""
-    consumers, shapes = collections.defaultdict(list), {}
+    """(layers, consumers, output shapes, ids of layers producing an output, producers) of one model."""
+    consumers, shapes, producers = collections.defaultdict(list), {}, {}
     if isinstance(model, keras.Sequential):
         layers = list(model.layers)
         for a, b in zip(layers, layers[1:]):
             consumers[id(a)].append(b)
+            producers[id(b)] = [a]
         for layer in layers:
             shapes[id(layer)] = _output_shape(layer)
-        return layers, consumers, shapes, {id(layers[-1])}
+        return layers, consumers, shapes, {id(layers[-1])}, producers
     layers = []
-    for depth in sorted(model._nodes_by_depth, reverse=True):  # inputs first
-        for node in model._nodes_by_depth[depth]:
-            if node.operation is None or node.is_input:
-                continue
-            if id(node.operation) not in shapes:
-                layers.append(node.operation)
-                shapes[id(node.operation)] = node.outputs[0].shape
-            for tensor in node.input_tensors:
-                consumers[id(tensor._keras_history.operation)].append(node.operation)
-    outputs = {id(t._keras_history.operation) for t in model.outputs}
-    return layers, consumers, shapes, outputs
+    for operation, inputs, outputs in kg.call_nodes(model):
+        if id(operation) not in shapes:
+            layers.append(operation)
+            shapes[id(operation)] = outputs[0].shape
+            producers[id(operation)] = [kg.producer(t) for t in inputs]
+        for tensor in inputs:
+            consumers[id(kg.producer(tensor))].append(operation)
+    outputs = {id(kg.producer(t)) for t in model.outputs}
+    return layers, consumers, shapes, outputs, producers
 
 
 def _output_shape(layer):
@@ -216,15 +209,48 @@ def _block(layer, graph, hidden: bool) -> _Block:
     return _Block(layer, end, hidden, has_norm, inside)
 
 
+def _ancestors(graph, layer) -> set:
+    """Ids of the layers (and inputs) ``layer``'s output is computed from, ``layer`` included."""
+    seen, stack = set(), [layer]
+    while stack:
+        current = stack.pop()
+        if id(current) not in seen:
+            seen.add(id(current))
+            stack += graph.producers.get(id(current), [])
+    return seen
+
+
+def _residual_branch(layer, graph):
+    """For an ``Add`` of a shortcut and a residual branch with a kernel layer: the branch's index; else None."""
+    if not isinstance(layer, keras.layers.Add):
+        return None
+    inputs = graph.producers.get(id(layer), [])
+    if len(inputs) != 2:
+        return None
+    for branch in (0, 1):
+        shortcut, residual = inputs[1 - branch], inputs[branch]
+        above = _ancestors(graph, residual)
+        if id(shortcut) in above:
+            between = above - _ancestors(graph, shortcut)
+            if any(isinstance(x, _KERNEL) or _is_graph_model(x) and _has_kernel(x)
+                   for x in graph.layers if id(x) in between):
+                return branch
+    return None
+
+
 def _analyze(model, prefix: str = "", is_output_context: bool = True) -> _Graph:
-    layers, consumers, shapes, outputs = _wiring(model)
-    graph = _Graph(model, prefix, layers, consumers, shapes, outputs)
+    layers, consumers, shapes, outputs, producers = _wiring(model)
+    graph = _Graph(model, prefix, layers, consumers, shapes, outputs, producers)
     reach = _reaches_output(graph, is_output_context)
     for layer in layers:
         if _is_graph_model(layer):
             graph.children[id(layer)] = _analyze(layer, f"{prefix}{layer.name}/", id(layer) in reach)
         elif isinstance(layer, _KERNEL):
             graph.blocks.append(_block(layer, graph, hidden=id(layer) not in reach))
+        else:
+            branch = _residual_branch(layer, graph)
+            if branch is not None:
+                graph.merges[id(layer)] = branch
     return graph
 
 
@@ -243,15 +269,30 @@ def _resolve_modality(model, modality):
     return {r: m for m, r in _MODALITY_RANK.items()}.get(rank)
 
 
-def _refuse(technique, plan, expected):
-    value = getattr(plan, technique, None) if not technique.startswith("augment_") else plan.augmentation
-    return v.invalid(f"plan.{technique}", expected, value)
+def _view(model, plan, graph, modality) -> ModelView:
+    """What the model offers the techniques' checks."""
+    blocks = []
+    for g in graph.walk():
+        for b in g.blocks:
+            blocks.append(BlockView(
+                kernel=g.prefix + b.kernel.name, end=g.prefix + b.end.name, kind=b.kind, hidden=b.hidden,
+                plain_dense=type(b.kernel) is keras.layers.Dense, has_norm=b.has_norm, shape=g.shapes.get(id(b.end)),
+                channels_last=getattr(b.kernel, "data_format", "channels_last") == "channels_last",
+                own_constraint=any(b.kernel.get_config().get(f"{key}_constraint") is not None
+                                   for key in _kernel_keys(b.kernel)),
+                plain_kernel=_kernel_keys(b.kernel) == ("kernel",)))
+    merges = [MergeSite(g.prefix + layer.name) for g in graph.walk() for layer in g.layers if id(layer) in g.merges]
+    inputs = [InputSite(x.name, tuple(x.shape), _is_float(x)) for x in model.inputs]
+    return ModelView(model.name, blocks, inputs, merges, modality, plan)
 
 
 def check_structural(model, plan, *, modality=None) -> None:
     """Raises the clear error when a plan's structural techniques have no place in ``model``.
 
-    Reads the model's graph and layer shapes only; builds nothing.
+    Reads the model's graph and layer shapes only; builds nothing. Each
+    technique's ``check`` hook says what it needs (see its class in
+    ``kreg.lab.techniques``); the error names the technique (``plan.NAME``)
+    and the model.
 
     Args:
         model: A Keras model.
@@ -259,116 +300,29 @@ def check_structural(model, plan, *, modality=None) -> None:
         modality: As in ``apply_plan``. Default None (from the input rank).
 
     Raises:
-        ValueError: A subclassed model with any technique of ``STRUCTURAL``;
-            spatial dropout or DropBlock without hidden convolution blocks,
-            a DropBlock larger than a feature map or on 3D convolutions;
-            dropout or DropConnect without hidden Dense layers; batch norm
-            where every hidden block has a normalization; a penalty with no
-            kernel; the proximal step on a kernel with a constraint of its
-            own; an augmentation that does not fit the inputs.
+        ValueError: A subclassed model with any technique of ``STRUCTURAL``,
+            or a technique the model has no place for (spatial dropout
+            without hidden convolution blocks, dropout without hidden Dense
+            layers, a penalty with no kernel, ...).
 
     Example:
-        >>> check_structural(mlp, RegularizationPlan(spatial_dropout=0.1))
+        >>> check_structural(conv_only, RegularizationPlan(dropout=0.1))
         Traceback (most recent call last):
-        ValueError: Invalid value received for argument `plan.spatial_dropout`. ...
+        ValueError: Invalid value received for argument `plan.dropout`. ...
     """
     techniques = _structural(plan)
     if not techniques:
         return
     if not _is_graph_model(model):
-        raise _refuse(techniques[0], plan, _WHY_SUBCLASSED)
-    _check(model, plan, _analyze(_built(model)), _resolve_modality(model, modality))
+        tech = registry.get(techniques[0])
+        raise v.invalid(f"plan.{tech.name}", _WHY_SUBCLASSED, tech.shown(plan))
+    placing.check(_view(model, plan, _analyze(_built(model)), _resolve_modality(model, modality)))
 
 
 def _built(model):
     if not model.built or not model.inputs:
         raise v.invalid("model", "a built model with known inputs (give it an Input or call it once)", model.name)
     return model
-
-
-def _check(model, plan, graph, modality) -> None:
-    blocks = [b for g in graph.walk() for b in g.blocks]
-    none = f"model '{model.name}' has none"
-    _check_penalties(plan, blocks, none)
-    _check_dropouts(plan, [b for b in blocks if b.hidden], none)
-    if plan.drop_block is not None:
-        _check_drop_block(plan, graph)
-    _check_inputs(model, plan, modality)
-
-
-def _check_penalties(plan, blocks, none):
-    active = [t for t in _PENALTIES if getattr(plan, t, None)]
-    if active and not blocks:
-        raise _refuse(active[0], plan, f"a model with kernel layers (weight penalties go on kernels); {none}")
-    if plan.group_lasso and not any(b.hidden for b in blocks):
-        raise _refuse("group_lasso", plan, f"a model with hidden kernel layers (group lasso spares outputs); {none}")
-    if plan.proximal_l1:
-        _check_constraints(plan, blocks)
-
-
-def _check_dropouts(plan, hidden, none):
-    dense = [b for b in hidden if isinstance(b.kernel, _DENSE)]
-    if (plan.spatial_dropout or plan.drop_block is not None) and not any(b.is_conv for b in hidden):
-        raise _refuse("spatial_dropout" if plan.spatial_dropout else "drop_block", plan,
-                      "a model with hidden convolution layers (spatial dropout and DropBlock go after "
-                      f"convolution blocks); {none}")
-    if plan.dropout and not dense:
-        raise _refuse("dropout", plan,
-                      f"a model with hidden Dense layers (dropout goes after hidden dense blocks); {none}")
-    if plan.drop_connect and not any(type(b.kernel) is keras.layers.Dense for b in dense):
-        raise _refuse("drop_connect", plan, f"a model with hidden Dense layers (DropConnect replaces them); {none}")
-    if plan.batch_norm and all(b.has_norm for b in hidden):
-        raise _refuse("batch_norm", plan, "a model with hidden blocks without a normalization layer (batch norm "
-                      f"goes between a block's linear part and its activation); {none}")
-
-
-def _check_constraints(plan, blocks):
-    for block in blocks:
-        for key in _kernel_keys(block.kernel):
-            if block.kernel.get_config().get(f"{key}_constraint") is not None:
-                raise _refuse("proximal_l1", plan, "kernels without a constraint of their own (the proximal step is "
-                              f"the kernel's constraint); layer '{block.kernel.name}' has one")
-
-
-def _check_drop_block(plan, root):
-    size = plan.drop_block.block_size
-    for graph in root.walk():
-        for block in graph.blocks:
-            if not (block.hidden and block.is_conv):
-                continue
-            shape = graph.shapes.get(id(block.end))
-            where = f"layer '{graph.prefix}{block.end.name}'"
-            channels_last = getattr(block.kernel, "data_format", "channels_last") == "channels_last"
-            if shape is None or len(shape) not in (3, 4) or not channels_last:
-                raise _refuse("drop_block", plan, "1D or 2D channels-last convolution blocks (DropBlock1D/2D); "
-                              f"{where} outputs {shape}")
-            spatial = shape[1:-1]
-            if any(d is None or d < size for d in spatial):
-                raise _refuse("drop_block", plan, f"a block_size no larger than every feature map it drops from; "
-                              f"{where} outputs {'x'.join(str(d) for d in spatial)} maps")
-
-
-def _check_inputs(model, plan, modality):
-    if not (plan.input_noise or _augments(plan)):
-        return
-    floats = [x for x in model.inputs if _is_float(x)]
-    if plan.input_noise and not floats:
-        raise _refuse("input_noise", plan, "a model with a float input (noise is added to it); "
-                      f"model '{model.name}' has none")
-    if not _augments(plan):
-        return
-    if modality is None:
-        raise v.invalid("modality", "'tabular', 'sequence' or 'image' (the input rank says none; pass modality=)",
-                        modality)
-    augmentation_layers(modality, plan.augmentation)  # raises when an augmentation does not fit the modality
-    if not any(len(x.shape) == _MODALITY_RANK[modality] for x in floats):
-        shapes = [tuple(x.shape) for x in model.inputs]
-        raise _refuse(_augments(plan)[0], plan, f"a float input of rank {_MODALITY_RANK[modality]} "
-                      f"({modality} data); model '{model.name}' has inputs of shapes {shapes}")
-
-
-def _augments(plan) -> list:
-    return [t for t in _structural(plan) if t.startswith("augment_")]
 
 
 def _is_float(tensor) -> bool:
@@ -384,23 +338,31 @@ def _kernel_keys(layer) -> tuple:
     return ("kernel",)
 
 
+def _site(block, graph) -> Site:
+    """The hooks' site for one block of a user's model."""
+    k = block.kernel
+    rank = len(getattr(k, "kernel_size", ())) or 1
+    return Site(k.name, k.get_config(), k.__class__, kind=block.kind, keys=_kernel_keys(k), hidden=block.hidden,
+                plain_dense=type(k) is keras.layers.Dense, rank=rank,
+                kernel_rank=rank + 2 if block.is_conv else 2, has_norm=block.has_norm, inside=block.inside,
+                data_format=getattr(k, "data_format", None) or "channels_last", shape=graph.shapes.get(id(block.end)))
+
+
 class _Rewriter:
     """Clones a model layer by layer with the plan's changes, recording where each went."""
 
     def __init__(self, plan, modality, seed):
-        self.plan, self.modality, self._seed = plan, modality, seed
+        self.plan, self.modality = plan, modality
+        self.ctx = Context(plan, modality, seed)
         self.placements = collections.defaultdict(list)
         self.pairs = []  # (original, clone) of every leaf layer: their weights are copied
         self.after = {}  # id(original layer) -> layers called on its output, in order
-        self.blocks = {}  # id(kernel layer) -> its _Block
-
-    def seed(self, span=1) -> int:
-        seed, self._seed = self._seed, self._seed + span
-        return seed
+        self.sites = {}  # id(kernel layer) -> its Site (the config its clone is made from)
+        self.merges = {}  # id(Add layer) -> (index of the residual branch, layers called on it)
 
     # ------------------------------------------------------------- planning
     def prepare(self, graph):
-        """Makes the layers to insert after each block of ``graph`` (and nested graphs)."""
+        """Asks the techniques what goes on each kernel and after each block of ``graph`` (and nested graphs)."""
         names = {layer.name for layer in graph.model.layers} | {x.name for x in graph.model.inputs}
 
         def unique(base):
@@ -410,66 +372,41 @@ class _Rewriter:
             names.add(name)
             return name
 
-        for block in graph.blocks:
-            self.blocks[id(block.kernel)] = block
-            if block.hidden:
-                self._prepare_block(block, graph, unique)
-        for layer in graph.layers:
+        graph.unique = unique
+        p = graph.prefix
+        blocks = {id(block.kernel): block for block in graph.blocks}
+        for layer in graph.layers:  # in call order: placements list layers as the model calls them
+            self.ctx.namer = unique
             if id(layer) in graph.children:
                 self.prepare(graph.children[id(layer)])
-        graph.unique = unique
+            elif id(layer) in blocks:
+                block = blocks[id(layer)]
+                site = self.sites[id(layer)] = _site(block, graph)
+                for name in placing.kernel(site, self.ctx):
+                    self.placements[name].append(p + layer.name)
+                for name, inserted in placing.after_kernel(site, self.ctx):
+                    self._insert(layer, inserted, name, p)
+                for name, inserted in placing.after_block(site, self.ctx):
+                    self._insert(block.end, inserted, name, p)
+            elif id(layer) in graph.merges:
+                placed = placing.at_merge(MergeSite(layer.name), self.ctx)
+                self.merges[id(layer)] = (graph.merges[id(layer)], [inserted for _, inserted in placed])
+                for name, inserted in placed:
+                    self.placements[name].append(p + inserted.name)
 
     def _insert(self, layer, new, technique, prefix):
         self.after.setdefault(id(layer), []).append(new)
         if technique:
             self.placements[technique].append(prefix + new.name)
 
-    def _prepare_block(self, block, graph, unique):
-        plan, k, p = self.plan, block.kernel, graph.prefix
-        block.split = block.inside and plan.batch_norm and not block.has_norm
-        shape = graph.shapes[id(block.end)]
-        if plan.batch_norm and not block.has_norm:
-            axis = 1 if getattr(k, "data_format", None) == "channels_first" else -1
-            self._insert(k, keras.layers.BatchNormalization(axis=axis, name=unique(f"{k.name}_bn")), "batch_norm", p)
-            if block.split:  # the activation moves out of the kernel layer, after the norm
-                activation = keras.layers.Activation(k.get_config()["activation"], name=unique(f"{k.name}_act"))
-                self._insert(k, activation, None, p)
-        if isinstance(k, _DENSE) and plan.dropout:
-            self._insert(block.end, dropout_layer(plan, self.seed(), unique(f"{k.name}_dropout")), "dropout", p)
-        if block.is_conv and plan.drop_block is not None:
-            cls = DropBlock1D if len(shape) == 3 else DropBlock2D
-            layer = cls(plan.drop_block.rate, plan.drop_block.block_size, seed=self.seed(),
-                        name=unique(f"{k.name}_dropblock"))
-            self._insert(block.end, layer, "drop_block", p)
-        if block.is_conv and plan.spatial_dropout:
-            self._insert(block.end, self._spatial_dropout(k, shape, unique), "spatial_dropout", p)
-
-    def _spatial_dropout(self, conv, shape, unique):
-        rank = len(shape) - 2 if shape is not None else len(conv.kernel_size)
-        scheduled = self.plan.schedule is not None
-        # Keras has no variable-rate SpatialDropout3D: a schedule leaves the 3D rate constant.
-        cls = {1: (keras.layers.SpatialDropout1D, ScheduledSpatialDropout1D),
-               2: (keras.layers.SpatialDropout2D, ScheduledSpatialDropout2D),
-               3: (keras.layers.SpatialDropout3D, keras.layers.SpatialDropout3D)}[rank][scheduled and rank < 3]
-        kwargs = {} if rank == 1 else {"data_format": conv.data_format}
-        return cls(self.plan.spatial_dropout, seed=self.seed(), name=unique(f"{conv.name}_sdrop"), **kwargs)
-
     def input_layers(self, tensor, name, several: bool, unique) -> list:
-        """Augmentation, then Gaussian noise, for one input (float inputs only)."""
-        if not _is_float(tensor):
-            return []
-        prefix, layers = (f"{name}_" if several else ""), []
-        if _augments(self.plan) and len(tensor.shape) == _MODALITY_RANK.get(self.modality):
-            spec = self.plan.augmentation
-            for aug in for_modality(self.modality):  # kreg's order: geometric, then photometric
-                for layer in augmentation_layers(self.modality, {aug: spec.get(aug, 0)}, seed=self.seed(16)):
-                    layer.name = unique(f"{prefix}augment_{aug}")  # (not built yet: the name is free to change)
-                    self.placements[f"augment_{aug}"].append(layer.name)
-                    layers.append(layer)
-        if self.plan.input_noise:
-            cls = ScheduledGaussianNoise if self.plan.schedule is not None else keras.layers.GaussianNoise
-            layers.append(cls(self.plan.input_noise, seed=self.seed(), name=unique(f"{prefix}input_noise")))
-            self.placements["input_noise"].append(layers[-1].name)
+        """What the techniques put on one input (augmentation, then Gaussian noise)."""
+        self.ctx.namer = unique
+        site = InputSite(name, tuple(tensor.shape), _is_float(tensor), f"{name}_" if several else "")
+        layers = []
+        for technique, layer in placing.at_input(site, self.ctx):
+            self.placements[technique].append(layer.name)
+            layers.append(layer)
         return layers
 
     # -------------------------------------------------------------- cloning
@@ -492,6 +429,13 @@ class _Rewriter:
         def call_function(layer, *args, **kwargs):
             if swap:  # the first layers on an input read its augmented, noisy version
                 args, kwargs = keras.tree.map_structure(lambda t: swap.get(id(t), t), (args, kwargs))
+            merge = self.merges.get(id(origin[id(layer)]))
+            if merge and merge[1]:  # the residual branch passes the inserted layers before the merge
+                branch, inserted = merge
+                pair = list(args[0])
+                for new in inserted:
+                    pair[branch] = new(pair[branch])
+                args = (pair, *args[1:])
             out = layer(*args, **kwargs)
             for inserted in self.after.get(id(origin[id(layer)]), ()):
                 out = inserted(out)
@@ -509,7 +453,7 @@ class _Rewriter:
 
     def _clone_sequential(self, graph, top):
         model = graph.model
-        new_input = _input_like(model.inputs[0], model._layers[0].name)
+        new_input = _input_like(model.inputs[0], kg.sequential_input_name(model))
         layers = self.input_layers(new_input, new_input.name, False, graph.unique) if top else []
         for layer in model.layers:
             layers.append(self._clone_layer(layer, graph))
@@ -524,32 +468,10 @@ class _Rewriter:
             return self.clone(graph.children[id(layer)], top=False)
         if not isinstance(layer, keras.layers.Layer):
             return layer  # a stateless keras.ops operation
-        block = self.blocks.get(id(layer))
-        if block is not None:
-            new = self._clone_kernel(layer, block, graph.prefix)
-        else:
-            new = layer.__class__.from_config(layer.get_config())
+        site = self.sites.get(id(layer))
+        new = placing.make(site) if site is not None else layer.__class__.from_config(layer.get_config())
         self.pairs.append((layer, new))
         return new
-
-    def _clone_kernel(self, layer, block, prefix):
-        config, plan = layer.get_config(), self.plan
-        for key in _kernel_keys(layer):  # a separable convolution has two kernels, each gets its own objects
-            ours = kernel_regularizer(plan, hidden=block.hidden)
-            theirs = config.get(f"{key}_regularizer")
-            if ours is not None:  # the user's penalty stays, kreg's adds to it
-                config[f"{key}_regularizer"] = kreg_regularizers.Sum([theirs, ours]) if theirs else ours
-            if plan.proximal_l1:  # (check_structural refused kernels with a constraint of their own)
-                config[f"{key}_constraint"] = kernel_constraint(plan)
-        for technique in _PENALTIES:
-            if getattr(plan, technique, None) and (technique != "group_lasso" or block.hidden):
-                self.placements[technique].append(prefix + layer.name)
-        if block.split:
-            config["activation"] = "linear"
-        if block.hidden and plan.drop_connect and type(layer) is keras.layers.Dense:
-            self.placements["drop_connect"].append(prefix + layer.name)
-            return _drop_connect(config, plan.drop_connect, self.seed())
-        return layer.__class__.from_config(config)
 
     def copy_weights(self):
         for old, new in self.pairs:
@@ -573,38 +495,26 @@ def _input_like(tensor, name):
     return keras.Input(batch_shape=(None,) + tuple(tensor.shape[1:]), dtype=tensor.dtype, name=name)
 
 
-def _drop_connect(config, rate, seed):
-    """A Dense layer's config as a DropConnect layer (same weights, same call)."""
-    keys = ("units", "activation", "use_bias", "kernel_initializer", "bias_initializer", "kernel_regularizer",
-            "bias_regularizer", "kernel_constraint", "bias_constraint", "activity_regularizer", "name",
-            "trainable", "dtype")
-    return DropConnect(rate=rate, seed=seed, **{k: config[k] for k in keys if k in config})
-
-
 # ------------------------------------------------------------------ public
 def apply_plan(model, plan, *, modality=None, seed=0) -> Applied:
     """A new model with ``model``'s weights and the plan's structural techniques in place.
 
-    Weight penalties (``l1``, ``l2``, ``elastic_net``, ``group_lasso`` on
-    hidden layers only) and the proximal L1 constraint go on every kernel.
-    A regularizer the user put on a kernel stays: kreg's penalty is added to
-    it with ``kreg.regularizers.Sum``. A kernel with a constraint of its own
-    refuses ``proximal_l1`` (one constraint per kernel). ``dropout`` goes
-    after each hidden Dense/EinsumDense block's activation,
-    ``spatial_dropout`` and ``drop_block`` after each hidden convolution
-    block's (SpatialDropout1D/2D/3D, DropBlock1D/2D), ``drop_connect`` turns
-    hidden ``Dense`` layers into ``kreg.layers.DropConnect`` with the same
-    weights. ``batch_norm`` puts BatchNormalization after the linear part of
-    each hidden block that has no normalization; an activation inside the
-    kernel layer (``Dense(64, activation="relu")``) is split out into an
-    ``Activation`` layer after the norm, since batch norm standardizes the
-    pre-activations (Ioffe and Szegedy; kreg's builders do the same).
-    Augmentation, then input noise, go right after every float input whose
-    rank fits the modality (noise on every float input), so a multi-input
-    model gets them on each input that fits. With a ``plan.schedule`` the
-    variable-rate layers and ``Schedulable`` penalties are used, so
-    ``kreg.callbacks.RegularizationSchedule`` can ramp them (3D spatial
-    dropout keeps a constant rate: Keras has no variable-rate one).
+    Each structural technique of the plan goes where its class in
+    ``kreg.lab.techniques`` places it (``kreg techniques`` lists them):
+    weight penalties and constraints on every kernel (some on hidden layers
+    only), a user's own penalty kept and kreg's added to it with
+    ``kreg.regularizers.Sum``; dropout-type layers after each hidden
+    block's activation (dense blocks or convolution blocks, as the
+    technique says); batch normalization after the linear part of each
+    hidden block that has no normalization, an activation inside the kernel
+    layer (``Dense(64, activation="relu")``) split out into an
+    ``Activation`` layer after the norm (batch norm standardizes the
+    pre-activations); augmentation, then input noise, right after every
+    float input whose rank fits the modality (noise on every float input);
+    stochastic depth on the residual branch of each skip connection's
+    ``Add``. With a ``plan.schedule`` the variable-rate layers and
+    ``Schedulable`` penalties are used, so
+    ``kreg.callbacks.RegularizationSchedule`` can ramp them.
 
     Model-agnostic techniques (label smoothing, SAM, weight decay, MixUp, ...)
     leave the model alone. Layers inside a custom layer (a user's Layer
@@ -643,7 +553,7 @@ def apply_plan(model, plan, *, modality=None, seed=0) -> Applied:
         return Applied(model, {}, output_activation(model), modality)
     graph = _analyze(_built(model))
     if _structural(plan):
-        _check(model, plan, graph, modality)
+        placing.check(_view(model, plan, graph, modality))
     rewriter = _Rewriter(plan, modality, seed)
     rewriter.prepare(graph)
     new = rewriter.clone(graph, top=True)
@@ -655,7 +565,7 @@ def regularize(model, plan, *, modality=None, seed=0) -> keras.Model:
     """``apply_plan(model, plan, ...).model``: the model with the plan applied.
 
     Example:
-        >>> model = kreg.regularize(model, kreg.RegularizationPlan(spatial_dropout=0.1, l2=1e-4))
+        >>> model = kreg.regularize(model, kreg.RegularizationPlan(dropout=0.1, l2=1e-4))
     """
     return apply_plan(model, plan, modality=modality, seed=seed).model
 
@@ -667,13 +577,14 @@ class Parts:
     Attributes:
         graph: A Functional or Sequential model: structural techniques can be placed in it.
         kernels: It has kernel layers (weight penalties have somewhere to go).
-        hidden_conv: Hidden convolution blocks (spatial dropout, DropBlock).
-        hidden_dense: Hidden Dense blocks (dropout, DropConnect).
+        hidden_conv: Hidden convolution blocks.
+        hidden_dense: Hidden Dense blocks.
         unnormalized: A hidden block without a normalization layer (batch norm has a place).
         normalized: A hidden block with a normalization layer.
         float_input: A float input (input noise, augmentation).
-        present: Regularization the model carries already: ``"dropout"``, ``"spatial_dropout"``,
-            ``"input_noise"``, ``"penalty"`` (a kernel regularizer).
+        residual: A skip connection's merge with a residual branch.
+        present: Regularization the model carries already: the names of the techniques with a
+            ``present_as`` whose ``detect`` finds a layer, and ``"penalty"`` (a kernel regularizer).
     """
 
     graph: bool
@@ -683,6 +594,7 @@ class Parts:
     unnormalized: bool = False
     normalized: bool = False
     float_input: bool = False
+    residual: bool = False
     present: frozenset = frozenset()
 
 
@@ -699,21 +611,17 @@ def model_parts(model) -> Parts:
     blocks = [b for g in graph.walk() for b in g.blocks]
     hidden = [b for b in blocks if b.hidden]
     present = set()
-    kinds = {"spatial_dropout": (keras.layers.SpatialDropout1D, keras.layers.SpatialDropout2D,
-                                 keras.layers.SpatialDropout3D),
-             "dropout": (keras.layers.Dropout, keras.layers.AlphaDropout, keras.layers.GaussianDropout),
-             "input_noise": (keras.layers.GaussianNoise,)}
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        for name, types in kinds.items():
-            if isinstance(layer, types) and not (name == "dropout" and isinstance(layer, kinds["spatial_dropout"])):
-                present.add(name)
+    telling = [t for t in registry.REGISTRY.values() if t.present_as]
+    for layer in kg.all_layers(model):
+        present |= {t.name for t in telling if t.detect(layer)}
         if any(getattr(layer, f"{key}_regularizer", None) is not None for key in ("kernel", "depthwise", "pointwise")):
             present.add("penalty")
     return Parts(
         graph=True, kernels=bool(blocks), hidden_conv=any(b.is_conv for b in hidden),
         hidden_dense=any(isinstance(b.kernel, _DENSE) for b in hidden),
         unnormalized=any(not b.has_norm for b in hidden), normalized=any(b.has_norm for b in hidden),
-        float_input=any(_is_float(x) for x in model.inputs), present=frozenset(present),
+        float_input=any(_is_float(x) for x in model.inputs), residual=any(g.merges for g in graph.walk()),
+        present=frozenset(present),
     )
 
 
@@ -737,9 +645,9 @@ def output_activation(model) -> str:
 def output_activation_name(model) -> str:
     """The name of the activation that produces the model's (first) output (``"relu"``, ``"linear"``, ...)."""
     if not _is_graph_model(model):
-        layers = [layer for layer in model._flatten_layers(include_self=False) if hasattr(layer, "activation")]
+        layers = [layer for layer in kg.own_layers(model) if hasattr(layer, "activation")]
         return _activation_name(layers[-1]) if layers else "linear"
-    layer = model.layers[-1] if isinstance(model, keras.Sequential) else model.outputs[0]._keras_history.operation
+    layer = model.layers[-1] if isinstance(model, keras.Sequential) else kg.producer(model.outputs[0])
     while True:
         if _is_graph_model(layer):
             return output_activation_name(layer)
@@ -757,8 +665,7 @@ def _producer(model, layer):
     if isinstance(model, keras.Sequential):
         index = model.layers.index(layer)
         return model.layers[index - 1] if index else None
-    tensor = layer._inbound_nodes[0].input_tensors[0]
-    producer = tensor._keras_history.operation
+    producer = kg.first_input_producer(layer)
     return None if isinstance(producer, keras.layers.InputLayer) else producer
 
 

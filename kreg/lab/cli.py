@@ -286,8 +286,10 @@ def _cmd_techniques(args) -> int:
             fits.append("/".join(t.modalities))
         if tuple(t.tasks) != TASKS:
             fits.append("/".join(t.tasks))
-        if t.needs in ("conv", "hidden_dense"):
-            fits.append({"conv": "models with convolutions", "hidden_dense": "models with hidden dense layers"}[t.needs])
+        needs = {"conv": "models with convolutions", "hidden_dense": "models with hidden dense layers",
+                 "residual": "models with skip connections"}
+        if t.needs in needs:
+            fits.append(needs[t.needs])
         print(f"{t.name:<24} {params:<44} {t.acts_on:<10} {'; '.join(fits) or 'any'}")
         print(f"{'':<24} {t.summary}")
     return 0

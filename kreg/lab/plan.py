@@ -82,16 +82,16 @@ class Params:
 
 
 def _spec_class(technique: str, class_name: str) -> type:
-    return type(class_name, (Params,), {"technique": technique, "__doc__": registry.get(technique).summary})
+    return type(class_name, (Params,), {"technique": technique, "__doc__": registry.get(technique).summary,
+                                        "__module__": __name__})
 
 
-# The specs of the multi-parameter techniques, by their public names.
-ElasticNetSpec = _spec_class("elastic_net", "ElasticNetSpec")
-DropBlockSpec = _spec_class("drop_block", "DropBlockSpec")
-EarlyStoppingSpec = _spec_class("early_stopping", "EarlyStoppingSpec")
-ScheduleSpec = _spec_class("schedule", "ScheduleSpec")
-SWASpec = _spec_class("swa", "SWASpec")
-_SPECS = {cls.technique: cls for cls in (ElasticNetSpec, DropBlockSpec, EarlyStoppingSpec, ScheduleSpec, SWASpec)}
+# The specs of the techniques whose value is a spec (several parameters, or ``value_is_spec``), named after
+# their technique's class: ``ElasticNetSpec``, ``DropBlockSpec``, ``EarlyStoppingSpec``, ``ScheduleSpec``,
+# ``SWASpec``, ... (exported by ``kreg``).
+_SPECS = {t.name: _spec_class(t.name, f"{type(t).__name__}Spec") for t in registry.REGISTRY.values()
+          if t.value_is_spec}
+globals().update({cls.__name__: cls for cls in _SPECS.values()})
 
 
 def _normalize(name: str, value: Any):
@@ -103,7 +103,7 @@ def _normalize(name: str, value: Any):
         if value is not True:
             raise v.invalid(name, "a boolean", value)
         return True
-    if len(tech.params) == 1 and name not in _SPECS:
+    if not tech.value_is_spec:
         p = tech.params[0]
         problem = registry.kind_problem(p.kind, value)
         if problem:
@@ -127,11 +127,7 @@ def _normalize(name: str, value: Any):
 
 def _is_off(name: str, value) -> bool:
     """Values that leave a technique without effect: a strength of 0, a one-member ensemble."""
-    if value is None:
-        return True
-    if name == "ensemble":
-        return value < 2
-    return registry.get(name).augmentation is not None and not value
+    return registry.get(name).is_off(value)
 
 
 class RegularizationPlan:
@@ -233,36 +229,45 @@ class RegularizationPlan:
         return ", ".join(parts) or "baseline (no regularization)"
 
     # ------------------------------------------------------- model helpers
-    # For builders that take the plan and place techniques themselves.
+    # For builders that take the plan and place techniques themselves: each asks the plan's techniques
+    # through their hooks (``kreg.lab.techniques.placing``), as kreg's own builders do.
     def kernel_regularizer(self, hidden: bool = True):
-        """The plan's weight penalty for one kernel (None when it has none); see ``kreg.lab.models.blocks``."""
-        from kreg.lab.models import blocks
+        """The plan's weight penalty for one kernel (None when it has none): its penalties summed, and
+        wrapped in ``Schedulable`` when a schedule ramps them; group lasso on hidden layers only."""
+        from kreg.lab.techniques import placing
 
-        return blocks.kernel_regularizer(self, hidden=hidden)
+        return placing.probe(self, hidden=hidden)[0].config.get("kernel_regularizer")
 
     def kernel_constraint(self):
-        """The plan's proximal L1 constraint for one kernel (None when it has none)."""
-        from kreg.lab.models import blocks
+        """The plan's kernel constraint (the proximal L1 step, a max-norm bound); None when it has none."""
+        from kreg.lab.techniques import placing
 
-        return blocks.kernel_constraint(self)
+        return placing.probe(self)[0].config.get("kernel_constraint")
 
     def dropout_layer(self, name: str | None = None, seed: int | None = None):
-        """The plan's dropout layer (None when the plan has no dropout)."""
-        from kreg.lab.models import blocks
-
-        return blocks.dropout(self, seed, name) if self.dropout else None
+        """The plan's layer after a hidden dense block (dropout); None when the plan has none."""
+        return self._after_block("dense", 1, name, seed)
 
     def spatial_dropout_layer(self, rank: int, name: str | None = None, seed: int | None = None):
-        """Spatial dropout (or DropBlock) for ``rank``-D feature maps; None when the plan has neither."""
-        from kreg.lab.models import blocks
+        """The plan's layer after a ``rank``-D convolution block (spatial dropout or DropBlock, the first
+        in registry order); None when the plan has neither."""
+        return self._after_block("conv", rank, name, seed)
 
-        return blocks.conv_dropout(self, rank, seed, name)
+    def _after_block(self, kind, rank, name, seed):
+        from kreg.lab.techniques import placing
+
+        site, ctx = placing.probe(self, kind=kind, rank=rank, seed=seed, name=name)
+        layers = [layer for _, layer in placing.after_block(site, ctx)]
+        return layers[0] if layers else None
 
     def input_layers(self, modality: str, seed: int | None = None) -> list:
         """Training-only augmentation and input noise layers for the input."""
-        from kreg.lab.models import blocks
+        from kreg.lab.techniques import placing
+        from kreg.lab.techniques.base import MODALITY_RANK, Context, InputSite
 
-        return blocks.input_layers(self, modality, seed)
+        v.check_choice("modality", modality, tuple(MODALITY_RANK))
+        site = InputSite("inputs", (None,) * MODALITY_RANK[modality])
+        return [layer for _, layer in placing.at_input(site, Context(self, modality, seed or 0))]
 
     # --------------------------------------------------------- serialization
     def to_dict(self) -> dict[str, Any]:

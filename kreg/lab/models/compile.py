@@ -43,12 +43,17 @@ def compile_model(model, plan: RegularizationPlan | None = None, *, optimizer="a
     Regression metrics: ``mae``, ``rmse``, ``r2``. ``loss``/``metrics``
     replace the task's.
     """
+    from kreg.lab import techniques as registry
+
     plan = plan or RegularizationPlan()
     task = task or Classification()
-    lr = plan.learning_rate or learning_rate
-    mixing = bool(plan.augment_mixup or plan.augment_cutmix)
+    args = {"learning_rate": learning_rate}  # the techniques' optimizer hooks: learning rate, weight decay
+    for name, value in plan.items():
+        if not registry.REGISTRY[name].is_off(value):
+            args.update(registry.REGISTRY[name].optimizer(value))
+    mixing = any(registry.REGISTRY[name].acts_on == "data" for name in plan.active_techniques())  # soft labels
     model.compile(
-        optimizer=make_optimizer(optimizer, lr, plan.weight_decay),
+        optimizer=make_optimizer(optimizer, args["learning_rate"], args.get("weight_decay")),
         loss=loss if loss is not None else task.loss(plan, activation),
         metrics=metrics if metrics is not None else task.metrics(plan, activation, mixing=mixing),
     )

@@ -5,9 +5,7 @@ from __future__ import annotations
 import keras
 
 from kreg import _validation as v
-from kreg.lab.models.blocks import classifier_head
-from kreg.lab.models.blocks import dense_block
-from kreg.lab.models.blocks import input_stack
+from kreg.lab.models import blocks
 from kreg.lab.plan import RegularizationPlan
 
 
@@ -21,10 +19,10 @@ def build_mlp(spec, plan=None, *, width=128, depth=2, seed=0):
     """
     v.check_positive_int("width", width)
     v.check_non_negative_int("depth", depth)
-    plan = plan or RegularizationPlan()
-    inputs, x = input_stack(spec, plan, seed)
+    ctx = blocks.context(plan or RegularizationPlan(), spec.modality, seed)
+    inputs, x = blocks.input_stack(spec, ctx)
     if len(spec.shape) > 1:
         x = keras.layers.Flatten(name="flatten")(x)
     for i in range(depth):
-        x = dense_block(x, width, plan, f"dense{i + 1}", seed + 13 * (i + 1))
-    return keras.Model(inputs, classifier_head(x, spec, plan), name="mlp")
+        x = blocks.dense_block(x, width, ctx, f"dense{i + 1}")
+    return keras.Model(inputs, blocks.classifier_head(x, spec, ctx), name="mlp")

@@ -251,59 +251,20 @@ def placements_of(model, plan) -> dict:
     """Where a model built with ``plan`` carries each structural technique (by layer name).
 
     For built-in builders and plan-taking builders, which place techniques
-    themselves: read back from the layers (penalties and constraints on
-    kernels, dropout-type and noise layers, batch normalization, augmentation).
+    themselves: read back from the layers by each technique's ``detect`` hook
+    (penalties and constraints on kernels, dropout-type and noise layers,
+    batch normalization, wrappers); augmentation layers under ``"augmentation"``.
     """
-    from kreg import regularizers as kr
     from kreg.augment._base import Augmentation
-    from kreg.constraints import SoftThreshold
-
-    import keras
+    from kreg.lab._keras_graph import all_layers, is_preprocessing
+    from kreg.lab.techniques import placing
 
     found: dict[str, list] = {}
-
-    def add(name, layer):
-        found.setdefault(name, []).append(layer.name)
-
-    def penalty_names(reg):
-        if reg is None:
-            return []
-        if isinstance(reg, kr.Schedulable):
-            return penalty_names(reg.regularizer)
-        if isinstance(reg, kr.Sum):
-            return [n for term in reg.regularizers for n in penalty_names(term)]
-        table = {kr.ElasticNet: ["elastic_net"], kr.GroupLasso: ["group_lasso"], keras.regularizers.L1L2: []}
-        for cls, names in table.items():
-            if isinstance(reg, cls):
-                if cls is keras.regularizers.L1L2:
-                    return [n for n, val in (("l1", reg.l1), ("l2", reg.l2)) if val]
-                return names
-        return ["l1"] if isinstance(reg, keras.regularizers.L1) else ["l2"] if isinstance(
-            reg, keras.regularizers.L2) else []
-
-    classes = {
-        "dropout": (keras.layers.Dropout,),
-        "spatial_dropout": (keras.layers.SpatialDropout1D, keras.layers.SpatialDropout2D,
-                            keras.layers.SpatialDropout3D),
-        "input_noise": (keras.layers.GaussianNoise,),
-        "batch_norm": (keras.layers.BatchNormalization,),
-    }
-    from kreg import layers as kl
-
-    classes["drop_block"] = (kl.DropBlock1D, kl.DropBlock2D)
-    classes["drop_connect"] = (kl.DropConnect,)
-    active = set(plan.active_techniques())
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        for attr in ("kernel_regularizer", "depthwise_regularizer", "pointwise_regularizer"):
-            for name in penalty_names(getattr(layer, attr, None)):
-                if name in active and layer.name not in found.get(name, []):
-                    add(name, layer)
-        if isinstance(getattr(layer, "kernel_constraint", None), SoftThreshold) and "proximal_l1" in active:
-            add("proximal_l1", layer)
-        for name, types in classes.items():
-            if name in active and isinstance(layer, types) and not (
-                    name == "dropout" and isinstance(layer, classes["spatial_dropout"])):
-                add(name, layer)
-        if isinstance(layer, Augmentation) or type(layer).__module__.startswith("keras.src.layers.preprocessing"):
-            add("augmentation", layer)
+    active = [tech for tech, _ in placing.active(plan)]
+    for layer in all_layers(model):
+        for tech in active:
+            if tech.detect(layer):
+                found.setdefault(tech.name, []).append(layer.name)
+        if isinstance(layer, Augmentation) or is_preprocessing(layer):
+            found.setdefault("augmentation", []).append(layer.name)
     return found

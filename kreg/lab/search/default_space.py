@@ -3,7 +3,8 @@ literature and from kreg's own measurements.
 
 ``kreg.tune(model, data)`` without ``techniques`` (or ``techniques="auto"``)
 searches this space; ``techniques={}`` searches nothing (the baseline alone).
-The space is read off ``DEFAULTS``, a table of rows in order of priority:
+The space is read off ``DEFAULTS``, the techniques' own rows (each class's
+``defaults``, see ``kreg.lab.techniques.base.Default``) in order of priority:
 each row is a technique, its range, the conditions it needs (the data's
 modality, the task, a part of the model, a band of data sizes) and why, with
 its source. The first rows that fit make the space, at most
@@ -25,10 +26,10 @@ import math
 
 from kreg.lab import techniques as registry
 from kreg.lab.search.space import SearchSpace
+from kreg.lab.techniques.base import SMALL_VALIDATION  # noqa: F401  (public here: the size band's threshold)
 
 MAX_TECHNIQUES = 5  # techniques in the default space
 MAX_ACTIVE = 3  # of them on in one trial
-SMALL_VALIDATION = 50  # below this many validation examples, a validation curve is too coarse to stop on
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,64 +60,22 @@ class Row:
     unless: str | None = None
     group: str | None = None
     min_validation: int = 0
+    priority: float = 0
 
 
 _WHY_PARTS = {
     "hidden_conv": "hidden convolution blocks", "hidden_dense": "hidden Dense blocks", "kernels": "kernel layers",
     "normalized": "normalization layers in its hidden blocks", "float_input": "a float input",
 }
-_WHY_PRESENT = {"dropout": "Dropout layers", "spatial_dropout": "spatial dropout layers",
-                "input_noise": "a GaussianNoise layer", "penalty": "kernel regularizers"}
+_WHY_PRESENT = {"penalty": "kernel regularizers",
+                **{t.name: t.present_as for t in registry.REGISTRY.values() if t.present_as}}
 
-# In order of priority: the first MAX_TECHNIQUES rows that fit make the space.
-DEFAULTS = (
-    Row("augment_shift", {"min": 0.02, "max": 0.3}, modalities=("sequence",), needs="float_input",
-        why="a pattern means the same wherever it sits in a signal: shift it circularly by up to this fraction "
-            "of the length",
-        source="Greydanus 2020 (MNIST-1D: the digits sit at random offsets); Le Guennec et al. 2016 (a shifted "
-               "window of a series keeps its label); kreg README, Measured figures: shift/scale augmentation with "
-               "spatial dropout and label smoothing take the flatten CNN on MNIST-1D from 0.92 to 0.978"),
-    Row("augment_translation", {"min": 0.05, "max": 0.15}, modalities=("image",), needs="float_input",
-        why="a small translation keeps an image's label (no flips: they change digits and text)",
-        source="Simard et al. 2003 (small shifts and distortions of digits); Krizhevsky et al. 2012; "
-               "pipelines/digits_cnn.yaml"),
-    Row("spatial_dropout", {"min": 0.05, "max": 0.3}, needs="hidden_conv", unless="spatial_dropout",
-        why="drops whole feature maps: neighbouring activations of a map are correlated, so unit dropout "
-            "hardly regularizes a convolution",
-        source="Tompson et al. 2015; kreg's MNIST-1D searches chose 0.085 to 0.19 (README, Measured figures)"),
-    Row("dropout", {"min": 0.1, "max": 0.5}, needs="hidden_dense", unless="dropout",
-        why="drops hidden units at random: no unit can rely on another being there",
-        source="Srivastava et al. 2014 (0.5 for hidden units); seed 003 ('a typical dropout rate is between 20% "
-               "and 50%')"),
-    Row("weight_decay", {"min": 1e-4, "max": 1e-1, "scale": "log"}, needs="normalized", group="weight penalty",
-        why="the model normalizes its hidden blocks, where an L2 penalty on the kernels before a normalization "
-            "only changes the effective learning rate: decoupled weight decay is the penalty that acts",
-        source="Loshchilov and Hutter 2019 (AdamW); van Laarhoven 2017 (L2 and normalization); "
-               "Keras' AdamW default 0.004 lies inside"),
-    Row("l2", {"min": 1e-6, "max": 1e-2, "scale": "log"}, needs="kernels", unless="penalty", group="weight penalty",
-        why="shrinks every weight towards zero, smoothly (no exact zeros)",
-        source="seed 003 ('start by adding L2 regularization with a moderate penalty'); kreg's validation_curve "
-               "study: digits MLP best at 1e-3, underfitting at 1e-1 (validation error 0.263)"),
-    Row("weight_decay", {"min": 1e-4, "max": 1e-1, "scale": "log"}, group="weight penalty",
-        why="the weight penalty kreg can add without placing anything in the model (the optimizer applies it)",
-        source="Loshchilov and Hutter 2019 (AdamW); Keras' AdamW default 0.004 lies inside"),
-    Row("label_smoothing", {"min": 0.02, "max": 0.2}, tasks=("classification",),
-        why="soft targets: fitting the training labels with ever larger logits stops paying",
-        source="Szegedy et al. 2016 (0.1); Mueller et al. 2019; seed 004 ('typically 0.1'); kreg's MNIST-1D "
-               "searches chose 0.065 to 0.18"),
-    Row("augment_mixup", {"min": 0.1, "max": 0.4}, tasks=("classification",),
-        why="trains on mixtures of pairs of examples and of their labels (Beta(alpha) weights): new examples "
-            "between the few there are",
-        source="Zhang et al. 2018 (alpha 0.1 to 0.4 improves ImageNet; larger alphas underfit)"),
-    Row("input_noise", {"min": 0.02, "max": 0.3, "scale": "log"}, needs="float_input", unless="input_noise",
-        why="Gaussian noise on the standardized inputs: for a linear model, the L2 penalty sigma^2",
-        source="Bishop 1995; kreg's noise_as_l2 study (noise-trained weights within 2.9% of ridge's); kreg's "
-               "MNIST-1D searches chose 0.03 to 0.043"),
-    Row("early_stopping", {"patience": {"values": [5, 10]}}, min_validation=SMALL_VALIDATION,
-        why="stops when the validation figure stops improving and keeps the best epoch: an implicit L2 "
-            "(alpha ~ 1/(eta t))",
-        source="Prechelt 1998; seed 004; kreg's early_stopping_l2 study (alpha*(t) ~ t^-0.96)"),
-)
+# The techniques' ``defaults`` rows (each technique's class holds its own), in order of priority: the first
+# MAX_TECHNIQUES rows that fit make the space.
+DEFAULTS = tuple(sorted(
+    (Row(t.name, d.params, d.why, d.source, d.modalities, d.tasks, d.needs, d.unless, d.group, d.min_validation,
+         d.priority) for t in registry.REGISTRY.values() for d in t.defaults),
+    key=lambda row: row.priority))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,7 +147,7 @@ def _why_not(row: Row, *, kind: str, parts, modality: str, task: str, builtin: s
         return f"the model has {_WHY_PRESENT[row.unless]} already"
     if own_loss and tech.acts_on == "loss":
         return "you compile your own loss (kreg cannot smooth a loss it does not build)"
-    if row.name in ("augment_mixup", "augment_cutmix", "confidence_penalty") and head in ("sigmoid", "binary_logit"):
+    if tech.soft_labels and head in ("sigmoid", "binary_logit"):
         return "the model ends in one sigmoid unit (soft labels need one output per class)"
     if validation is not None and validation < row.min_validation:
         return (f"{validation} validation examples are too few to stop on (it needs {row.min_validation}; "
