@@ -10,6 +10,13 @@ renames the heading before parsing, so every doctest renders as a code block.
 them wrongly: a simple table (columns between ``====`` rules) becomes a
 Markdown table, and a role (``:class:`kreg.KregError```) plain code.
 
+``LazyNames``: ``kreg`` and ``kreg.lab`` serve their entry points lazily
+(``kreg.tune``, ``kreg.lab.RegularizationPlan``, ...: a module-level dict of
+name to module, read by the module's ``__getattr__``), so ``import kreg``
+does not import TensorFlow. Griffe cannot see such names; this adds each as
+an alias of the object it names and makes the dict's keys the module's
+public names, so the reference documents ``kreg.tune`` under that name.
+
 ``FolderPackages``: a folder of modules without an ``__init__.py`` inside a
 package (``kreg/lab/search``, ``kreg/lab/trial`` today) imports in Python as a
 namespace package, but griffe skips it (it takes such a folder for scripts),
@@ -19,6 +26,7 @@ declares each such folder to griffe as a package, before its modules load.
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -80,3 +88,29 @@ class FolderPackages(griffe.Extension):
             if (folder.is_dir() and folder.name.isidentifier() and folder.name not in obj.members
                     and not (folder / "__init__.py").exists() and any(folder.glob("*.py"))):
                 obj.set_member(folder.name, griffe.Module(folder.name, filepath=[folder]))
+
+
+_LAZY_TABLES = ("_LAZY", "_LAB")  # {public name: module that defines it}, read by the module's __getattr__
+
+
+class LazyNames(griffe.Extension):
+    def on_members(self, *, obj: griffe.Object, **kwargs) -> None:
+        if not obj.is_module or "__getattr__" not in obj.members:
+            return
+        names, lazy_all = [], False
+        for table in _LAZY_TABLES:
+            member = obj.members.get(table)
+            if member is None or member.is_alias or not member.is_attribute or member.value is None:
+                continue
+            try:
+                mapping = ast.literal_eval(str(member.value))
+            except (ValueError, SyntaxError):
+                continue
+            for name, module in mapping.items():
+                if name not in obj.members:
+                    obj.set_member(name, griffe.Alias(name, f"{module}.{name}", parent=obj))
+                names.append(name)
+            # kreg.lab's public names are its table's keys (`__all__ = sorted(_LAZY)`, which griffe cannot evaluate).
+            lazy_all = lazy_all or (table == "_LAZY" and "sorted(_LAZY)" in str(getattr(obj.members.get("__all__"), "value", "")))
+        if lazy_all:
+            obj.exports = sorted(names)
