@@ -1,7 +1,8 @@
 """The documentation: the site builds with ``mkdocs build --strict`` and the README's links hold.
 
-One build (about 5 s) in a fresh process, which also says whether building imported
-TensorFlow or Keras: mkdocstrings must read kreg's source statically (griffe), never import it.
+One build in one test (about 5 s on a quiet machine, 17 s under load; one test so that pytest-xdist
+never builds it twice), in a fresh process that also says whether building imported TensorFlow or
+Keras: mkdocstrings must read kreg's source statically (griffe), never import it.
 Skipped, saying why, where MkDocs is missing (the ``docs`` extra, which the ``dev`` extra includes).
 """
 
@@ -50,17 +51,22 @@ def _text(page: Path) -> str:
     return " ".join(html.unescape(raw).split())
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    out = tmp_path_factory.mktemp("site")
-    done = _mkdocs("build", "--strict", "--config-file", str(ROOT / "mkdocs.yml"), "--site-dir", str(out),
-                   cwd=ROOT)
+def _build(out: Path) -> dict:
+    done = _mkdocs("build", "--strict", "--config-file", str(ROOT / "mkdocs.yml"), "--site-dir", str(out), cwd=ROOT)
     assert done.returncode == 0, f"mkdocs build --strict failed:\n{done.stderr[-6000:]}"
-    return out, json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_the_site_builds_strictly_without_importing_tensorflow_or_keras(site):
-    out, loaded = site
+def test_the_site_builds_strictly_with_the_guides_and_the_api_reference(tmp_path):
+    """One build (the slow part), then what a reader relies on; each check says what failed."""
+    loaded = _build(tmp_path)
+    _check_pages_and_imports(tmp_path, loaded)
+    _check_api_reference(tmp_path)
+    _check_measured_figures(tmp_path)
+
+
+def _check_pages_and_imports(out: Path, loaded: dict) -> None:
+    """Built without importing TensorFlow or Keras: mkdocstrings read kreg's source, it did not run it."""
     assert loaded == {"tensorflow": False, "keras": False, "jax": False, "kreg": False}
     for page in ("index.html", "getting-started/index.html", "guide/search/index.html",
                  "guide/selection/index.html", "guide/defaults/index.html", "guide/parallel/index.html",
@@ -69,8 +75,8 @@ def test_the_site_builds_strictly_without_importing_tensorflow_or_keras(site):
         assert (out / page).is_file(), page
 
 
-def test_the_api_reference_holds_kregs_docstrings(site):
-    out, _ = site
+def _check_api_reference(out: Path) -> None:
+    """The API reference holds kreg's docstrings, under the names users write."""
     tree = ast.parse((ROOT / "kreg" / "layers" / "structured_dropout.py").read_text())
     doc = next(ast.get_docstring(n) for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "DropBlock2D")
     paragraph = " ".join(doc.split("\n\n")[1].replace("``", "").split())  # "Neighbouring activations ..."
@@ -116,8 +122,8 @@ def test_restructuredtext_simple_tables_and_roles_become_markdown():
     assert "See `kreg.KregError`." in text and "====" not in text
 
 
-def test_measured_figures_include_the_guides_tables_with_their_commands(site):
-    out, _ = site
+def _check_measured_figures(out: Path) -> None:
+    """docs/measured.md includes the guides' measured tables with their commands."""
     measured = _text(out / "measured" / "index.html")
     # Written once in the guides, included here (pymdownx.snippets sections).
     assert "python scripts/bench_selection.py" in measured and "mean 0.904" in measured
