@@ -271,6 +271,7 @@ class Technique:
     defaults: tuple = ()
     position: float = 100.0
     soft_labels: bool = False  # it trains on soft labels (one output per class needed)
+    changes_inference: bool = False  # placed in a model, it changes the model's inference outputs
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

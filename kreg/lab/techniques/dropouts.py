@@ -174,6 +174,7 @@ class BatchNorm(Technique):
     params = ()
     summary = "batch normalization in every hidden block"
     stronger = 0
+    changes_inference = True  # the inserted layers normalize at inference too
 
     def check(self, value, model):
         if all(b.has_norm for b in model.hidden):
