@@ -44,7 +44,7 @@ class Row:
         modalities: The data it is for (None: whatever the registry allows).
         tasks: The tasks it is for (None: whatever the registry allows).
         needs: A part the model must have (a ``model_parts`` attribute: ``hidden_conv``, ``hidden_dense``,
-            ``kernels``, ``normalized``, ``float_input``).
+            ``kernels``, ``normalized``, ``float_input``, ``residual``).
         unless: Regularization which, already in the model, rules the row out (``model_parts(...).present``).
         group: Rows of one group are alternatives: the first that fits is taken.
         min_validation: Validation examples the technique needs (a size band).
@@ -66,6 +66,7 @@ class Row:
 _WHY_PARTS = {
     "hidden_conv": "hidden convolution blocks", "hidden_dense": "hidden Dense blocks", "kernels": "kernel layers",
     "normalized": "normalization layers in its hidden blocks", "float_input": "a float input",
+    "residual": "skip connections (an Add of a shortcut and a residual branch)",
 }
 _WHY_PRESENT = {"penalty": "kernel regularizers",
                 **{t.name: t.present_as for t in registry.REGISTRY.values() if t.present_as}}

@@ -213,6 +213,12 @@ class StochasticDepth(Technique):
     summary = "stochastic depth: drops the residual branch of each skip connection, per example"
     needs = "residual"
     builtin_models = ()  # kreg's built-in models have no skip connections
+    present_as = "StochasticDepth layers"
+    defaults = (Default(35, {"min": 0.05, "max": 0.3}, needs="residual", unless="stochastic_depth",
+                        why="drops a residual branch for whole examples: the network trains as an ensemble of "
+                            "shallower ones",
+                        source="Huang et al. 2016 (stochastic depth, up to 0.5 at the last block of a 110-layer "
+                               "ResNet); timm's ResNet recipes use drop-path 0.05 to 0.2"),)
 
     def check(self, value, model):
         if not model.merges:

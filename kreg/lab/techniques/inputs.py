@@ -156,6 +156,9 @@ class RandomErasing(_KerasImageAugmentation):
     position = 18.5
     params = (("rate", "rate"),)
     summary = "Keras' RandomErasing: erase a random rectangle of an image, with this probability"
+    defaults = (Default(115, {"min": 0.1, "max": 0.5}, modalities=("image",), needs="float_input",
+                        why="erases a random rectangle of an image: the label must survive an occluded part",
+                        source="Zhong et al. 2020 (Random Erasing; probability 0.5 on CIFAR and Fashion-MNIST)"),)
 
     def layer(self, value, seed, name):
         import keras
@@ -173,6 +176,10 @@ class RandAugment(_KerasImageAugmentation):
     position = 18.6
     params = (("magnitude", "ratio"), ("num_ops", "count", 2))
     summary = "Keras' RandAugment: num_ops random image operations of this magnitude (0 to 1)"
+    defaults = (Default(120, {"magnitude": {"min": 0.1, "max": 0.5}}, modalities=("image",), needs="float_input",
+                        why="random image operations of one magnitude: a whole augmentation policy with one strength",
+                        source="Cubuk et al. 2020 (RandAugment: two operations, magnitude 9 to 15 of 30 for "
+                               "ImageNet ResNets, about 0.3 to 0.5 here)"),)
 
     def layer(self, value, seed, name):
         import keras
