@@ -30,6 +30,7 @@ import socket
 import threading
 import time
 
+from kreg.lab.search import _keras_tuner as _kt
 from kreg.lab.search import rpc, signals
 from kreg.lab.search.rpc import quiet_mlflow
 from kreg.lab.tracking.records import FAILED, KILLED
@@ -68,18 +69,18 @@ def release(tracker, oracle, parent_id: str, tuner_id: str, why: str, failures: 
     return _requeue(oracle, tuner_id, trial_id, committed_records(tracker.client, live), why, failures)
 
 
-@rpc.synchronized
+@_kt.synchronized
 def _ongoing_id(oracle, tuner_id: str) -> str | None:
     trial = oracle.ongoing_trials.get(tuner_id)
     return trial.trial_id if trial is not None else None
 
 
-@rpc.synchronized
+@_kt.synchronized
 def _forget(oracle, tuner_id: str) -> None:
     oracle.tuner_ids.discard(tuner_id)
 
 
-@rpc.synchronized
+@_kt.synchronized
 def _requeue(oracle, tuner_id: str, trial_id: str, committed: dict, why: str, failures: dict) -> str | None:
     from kreg.lab.search.state import settle
 
@@ -88,25 +89,26 @@ def _requeue(oracle, tuner_id: str, trial_id: str, committed: dict, why: str, fa
     if trial is None or trial.trial_id != trial_id:  # ended meanwhile
         return None
     del oracle.ongoing_trials[tuner_id]
-    oracle._retry_queue.append(trial_id)
+    queue = _kt.retry_queue(oracle)
+    queue.append(trial_id)
     if trial_id in committed:  # its result was written before the worker died: kept, not rerun
         settle(oracle, {trial_id: committed[trial_id]})
         oracle.save()
         return f"trial {trial_id} had finished ({committed[trial_id].status}): kept"
-    oracle._run_times[trial_id] += 1
-    if oracle._run_times[trial_id] < MAX_RUNS:
+    runs = _kt.count_run(oracle, trial_id)
+    if runs < MAX_RUNS:
         oracle.save()
         return f"trial {trial_id} runs again"
-    oracle._retry_queue.remove(trial_id)
+    queue.remove(trial_id)
     trial.status, trial.message = FAILED, why
     oracle.end_order.append(trial_id)
-    oracle._save_trial(trial)
+    _kt.save_trial(oracle, trial)
     oracle.save()
-    failures[trial_id] = f"its worker died {oracle._run_times[trial_id]} times (last: {why})"
-    return f"trial {trial_id} FAILED (its worker died {oracle._run_times[trial_id]} times)"
+    failures[trial_id] = f"its worker died {runs} times (last: {why})"
+    return f"trial {trial_id} FAILED (its worker died {runs} times)"
 
 
-@rpc.synchronized
+@_kt.synchronized
 def _ended(oracle) -> int:
     return len(oracle.end_order)
 

@@ -25,14 +25,14 @@ had it never stopped (``tests/test_resilience.py``).
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import time
 
 import keras_tuner as kt
 import numpy as np
-from keras_tuner.src.engine.oracle import synchronized
+
+from kreg.lab.search import _keras_tuner as _kt
 
 
 _MAX_DRAWS = 200
@@ -67,7 +67,7 @@ def _write_json(path: str, state) -> None:
     os.replace(tmp, path)
 
 
-class _KregOracleMixin:
+class _KregOracleMixin(_kt.OracleHooks):
     """Baseline first, then only combinations within ``max_active``; state saved atomically."""
 
     def _kreg_setup(self, space):
@@ -96,11 +96,12 @@ class _KregOracleMixin:
         limit = self._kreg_space.max_active
         return limit is None or self._kreg_space.active_count(values) <= limit
 
-    def _random_values(self):
+    def kreg_random_values(self, draw):
+        """keras-tuner's random draw (``draw``), redrawn until it fits ``max_active``; the baseline first."""
         if not self.trials:
             return self._default_values()
         for _ in range(_MAX_DRAWS):
-            values = super()._random_values()
+            values = draw()
             if values is None or self._allowed(values):
                 return values
         return None
@@ -114,7 +115,7 @@ class _KregOracleMixin:
         values = response.get("values")
         if values and not self._allowed(values):
             tuner_values = {k: values[k] for k in _TUNER_KEYS if k in values}
-            replacement = self._random_values()
+            replacement = self.random_values()
             if replacement is None:
                 return {"status": kt.engine.trial.TrialStatus.STOPPED, "values": None}
             response = {"status": response["status"], "values": {**replacement, **tuner_values}}
@@ -122,14 +123,14 @@ class _KregOracleMixin:
 
     # ------------------------------------------------------------- state
     def save(self):
-        _write_json(self._get_oracle_fname(), self.get_state())
+        _write_json(_kt.oracle_file(self), self.get_state())
 
-    def _save_trial(self, trial):
-        _write_json(os.path.join(self._get_trial_dir(trial.trial_id), "trial.json"), trial.get_state())
+    def kreg_save_trial(self, trial):
+        _write_json(_kt.trial_file(self, trial.trial_id), trial.get_state())
 
     def get_state(self):
         state = super().get_state()
-        random_state = getattr(self, "_random_state", None)  # the Bayesian oracle's
+        random_state = _kt.random_state(self)  # the Bayesian oracle's
         if isinstance(random_state, np.random.RandomState):
             name, keys, pos, has_gauss, cached = random_state.get_state()
             state["kreg_random_state"] = [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
@@ -140,7 +141,7 @@ class _KregOracleMixin:
             state["kreg_budget"] = self._kreg_budget_state  # a resume without a budget keeps what was measured
         return state
 
-    @synchronized
+    @_kt.oracle_synchronized
     def end_trial(self, trial):
         started = self._kreg_started.pop(trial.trial_id, None)
         if self._kreg_budget is not None and started is not None:
@@ -162,9 +163,9 @@ class _KregOracleMixin:
         if getattr(self, "_kreg_budget", None) is not None:
             self._kreg_budget.restore(self._kreg_budget_state)
         saved = state.get("kreg_random_state")
-        if saved is not None and isinstance(getattr(self, "_random_state", None), np.random.RandomState):
+        if saved is not None and isinstance(_kt.random_state(self), np.random.RandomState):
             name, keys, pos, has_gauss, cached = saved
-            self._random_state.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+            _kt.random_state(self).set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
 
 
 class RandomOracle(_KregOracleMixin, kt.oracles.RandomSearchOracle):
@@ -192,26 +193,7 @@ class GridOracle(_KregOracleMixin, kt.oracles.GridSearchOracle):
 
     def set_state(self, state):
         super().set_state(state)
-        self._rebuild_position()
-
-    def _rebuild_position(self):
-        from keras_tuner.src.tuners.gridsearch import LinkedList
-
-        def order(a, b):
-            return self._compare(self.trials[a].hyperparameters.values, self.trials[b].hyperparameters.values)
-
-        self._ordered_ids = LinkedList()
-        for trial_id in sorted(self.start_order, key=functools.cmp_to_key(order)):
-            self._ordered_ids.insert(trial_id)  # appended: the list is in value order
-        self._populate_next = []
-        for trial_id in self.end_order:
-            values = self._get_next_combination(self.trials[trial_id].hyperparameters.values)
-            if values is None:
-                continue
-            next_id = self._ordered_ids.next(trial_id)
-            if next_id is not None and self._compare(values, self.trials[next_id].hyperparameters.values) >= 0:
-                continue  # its successor was proposed already
-            self._populate_next.append(trial_id)
+        _kt.rebuild_grid_position(self)
 
 
 def make_oracle(settings, space, objective, hyperparameters, *, seed: int, max_epochs: int):

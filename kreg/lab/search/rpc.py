@@ -26,7 +26,6 @@ Two policies differ from keras-tuner's own server (``oracle_chief``):
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import socket
@@ -35,54 +34,13 @@ import time
 from concurrent import futures
 
 import grpc
-from keras_tuner.src import protos
-from keras_tuner.src.distribute.oracle_chief import OracleServicer
-from keras_tuner.src.engine import conditions
+
 from kreg.errors import KregError
-from keras_tuner.src.engine import trial as trial_module
-from keras_tuner.src.engine.oracle import LOCKS, THREADS
+from kreg.lab.search import _keras_tuner as _kt
+from kreg.lab.search._keras_tuner import OracleServicer, Trial, protos, synchronized
 
 SERVICE = "kreg.Search"
-RUNNING, IDLE, STOPPED = (trial_module.TrialStatus.RUNNING, trial_module.TrialStatus.IDLE,
-                          trial_module.TrialStatus.STOPPED)
-
-
-def synchronized(function):
-    """keras-tuner's lock on an oracle around ``function(oracle, ...)``, released even when it raises.
-
-    keras-tuner's own ``synchronized`` leaves the lock held when the method
-    raises (its end_trial does, at the limit of consecutive failed trials):
-    harmless in one thread, a deadlock of the chief's gRPC threads. Methods
-    called inside (``create_trial``, ``end_trial``, ...) see the lock taken by
-    this thread and do not take it again.
-    """
-    @functools.wraps(function)
-    def wrapper(oracle, *args, **kwargs):
-        name = threading.current_thread().name
-        acquire = THREADS[oracle] != name
-        if acquire:
-            LOCKS[oracle].acquire()
-            THREADS[oracle] = name
-        try:
-            return function(oracle, *args, **kwargs)
-        finally:
-            if acquire:
-                THREADS[oracle] = None
-                LOCKS[oracle].release()
-    return wrapper
-
-
-def _parent_to_proto(self):
-    """keras-tuner 1.4.8's ``Parent.to_proto`` without its stray debug ``print`` (a line per condition per call)."""
-    proto = protos.get_proto()
-    first = self.values[0]
-    kind = ("string_value" if isinstance(first, str) else "boolean_value" if isinstance(first, bool)
-            else "int_value" if isinstance(first, int) else "float_value")
-    values = [proto.Value(**{kind: v}) for v in self.values]
-    return proto.Condition(parent=proto.Condition.Parent(name=self.name, values=values))
-
-
-conditions.Parent.to_proto = _parent_to_proto
+RUNNING, IDLE, STOPPED = _kt.TrialStatus.RUNNING, _kt.TrialStatus.IDLE, _kt.TrialStatus.STOPPED
 
 
 def quiet_mlflow() -> None:
@@ -177,7 +135,7 @@ def _counted(oracle) -> set[str]:
 @synchronized
 def _done(oracle, stop_triggered: bool) -> bool:
     return (stop_triggered and not oracle.ongoing_trials and not oracle.tuner_ids
-            and not oracle._retry_queue)
+            and not _kt.retry_queue(oracle))
 
 
 @synchronized
@@ -215,7 +173,7 @@ class Servicer(OracleServicer):
         tuner_id = request.tuner_id
         self.board.heard(tuner_id)
         if tuner_id in self.board.dead or self.board.stop_reason:
-            trial = trial_module.Trial(self.oracle.get_space(), status=STOPPED)
+            trial = Trial(self.oracle.get_space(), status=STOPPED)
         else:
             trial = _create_trial(self.oracle, tuner_id)
             if trial.status == STOPPED:
@@ -223,7 +181,7 @@ class Servicer(OracleServicer):
         return protos.get_service().CreateTrialResponse(trial=trial.to_proto())
 
     def EndTrial(self, request, context):
-        failure = _end_trial(self.oracle, trial_module.Trial.from_proto(request.trial))
+        failure = _end_trial(self.oracle, Trial.from_proto(request.trial))
         if failure:  # keras-tuner's limit of consecutive failed trials: the search stops
             self.board.failure = failure
         return protos.get_service().EndTrialResponse()
@@ -238,7 +196,7 @@ def _end_trial(oracle, trial) -> str | None:
         for tuner_id, ongoing in list(oracle.ongoing_trials.items()):
             if ongoing.trial_id == trial.trial_id:
                 del oracle.ongoing_trials[tuner_id]
-        oracle._save_trial(oracle.trials[trial.trial_id])
+        _kt.save_trial(oracle, oracle.trials[trial.trial_id])
         oracle.save()
         text = str(exc).strip()
         return text.splitlines()[0] if text else "RuntimeError"
@@ -247,6 +205,7 @@ def _end_trial(oracle, trial) -> str | None:
 
 def serve(oracle, board: Board, host: str, port: int) -> tuple[grpc.Server, int]:
     """Starts the oracle's gRPC server on ``host:port`` (0: a free port); returns it and the bound port."""
+    _kt.apply_patches()  # keras-tuner's patches, where they are needed: the process that serves the oracle
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="kreg-oracle"))
     protos.get_service_grpc().add_OracleServicer_to_server(Servicer(oracle, board), server)
     handlers = {
@@ -273,6 +232,7 @@ class Connection:
     """A worker's channel to the chief: keras-tuner's oracle stub and kreg's ``Info``/``Beat``."""
 
     def __init__(self, host: str, port: int):
+        _kt.apply_patches()  # keras-tuner's patches, where they are needed: a process that talks to a chief
         self.target = address(host, port)
         self.channel = grpc.insecure_channel(self.target)
         self.stub = protos.get_service_grpc().OracleStub(self.channel)
@@ -320,17 +280,15 @@ class OracleClient:
                             f"({exc.code().name})") from None
 
     def get_space(self):
-        from keras_tuner.src.engine import hyperparameters as hp_module
-
         response = self._call("GetSpace", protos.get_service().GetSpaceRequest())
-        return hp_module.HyperParameters.from_proto(response.hyperparameters)
+        return _kt.HyperParameters.from_proto(response.hyperparameters)
 
     def update_space(self, hyperparameters):
         self._call("UpdateSpace", protos.get_service().UpdateSpaceRequest(hyperparameters=hyperparameters.to_proto()))
 
     def create_trial(self, tuner_id):
         response = self._call("CreateTrial", protos.get_service().CreateTrialRequest(tuner_id=tuner_id))
-        trial = trial_module.Trial.from_proto(response.trial)
+        trial = Trial.from_proto(response.trial)
         if trial.status == IDLE:
             time.sleep(self.idle_s)
         return trial
@@ -338,18 +296,18 @@ class OracleClient:
     def update_trial(self, trial_id, metrics, step=0):
         response = self._call("UpdateTrial", protos.get_service().UpdateTrialRequest(
             trial_id=trial_id, metrics=metrics, step=step))
-        return trial_module.Trial.from_proto(response.trial)
+        return Trial.from_proto(response.trial)
 
     def end_trial(self, trial):
         self._call("EndTrial", protos.get_service().EndTrialRequest(trial=trial.to_proto()))
 
     def get_trial(self, trial_id):
         response = self._call("GetTrial", protos.get_service().GetTrialRequest(trial_id=trial_id))
-        return trial_module.Trial.from_proto(response.trial)
+        return Trial.from_proto(response.trial)
 
     def get_best_trials(self, num_trials=1):
         response = self._call("GetBestTrials", protos.get_service().GetBestTrialsRequest(num_trials=num_trials))
-        return [trial_module.Trial.from_proto(t) for t in response.trials]
+        return [Trial.from_proto(t) for t in response.trials]
 
 
 def default_tuner_id() -> str:

@@ -106,12 +106,15 @@ def settle(oracle, committed: dict) -> list[str]:
     that really run again (interrupted mid-training).
     """
     rerun = []
-    for trial_id in list(oracle._retry_queue):
+    from kreg.lab.search._keras_tuner import retry_queue
+
+    queue = retry_queue(oracle)
+    for trial_id in list(queue):
         record = committed.get(trial_id)
         if record is None:
             rerun.append(trial_id)
             continue
-        oracle._retry_queue.remove(trial_id)
+        queue.remove(trial_id)
         trial = oracle.trials[trial_id]
         if record.status in ENDED and record.objective is not None:  # a pruned trial ended with its value too
             if not trial.metrics.exists(oracle.objective.name):

@@ -577,7 +577,9 @@ def _one_line(exc: Exception, settings, *, done: int | None = None, parent_id: s
                     "closes the runs left RUNNING and writes the artifacts they miss)")
         cause = cause.__cause__ or cause.__context__
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if "consecutive failures" in text:  # keras-tuner appends the last trial's whole traceback
+    from kreg.lab.search._keras_tuner import is_failure_limit
+
+    if is_failure_limit(text):  # keras-tuner appends the last trial's whole traceback
         return f"stopped after {settings.max_consecutive_failed_trials} failed trials in a row"
     return f"{type(exc).__name__}: {text}"
 

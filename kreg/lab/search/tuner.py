@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import keras_tuner as kt
 
+from kreg.lab.search import _keras_tuner as _kt
 from kreg.lab.search import signals
 from kreg.lab.search.space import plan_from_hp
 from kreg.lab.tracking.mlflow import StoreError
@@ -31,7 +32,7 @@ class KregTuner(kt.engine.base_tuner.BaseTuner):
 
     def save(self):
         """Saves the oracle only (keras-tuner also writes the tuner's empty state)."""
-        if not self._is_worker():
+        if not _kt.is_worker(self):
             self.oracle.save()
 
     def pre_create_trial(self):
@@ -40,13 +41,8 @@ class KregTuner(kt.engine.base_tuner.BaseTuner):
     def search(self, *args, **kwargs):
         # keras-tuner prints every failed trial's traceback (its config.DEBUG is on by default); kreg
         # says why a trial failed in one line and keeps the traceback in its run (kreg.failure_reason).
-        from keras_tuner.src import config as kt_config
-
-        previous, kt_config.DEBUG = kt_config.DEBUG, False
-        try:
+        with _kt.quiet_failed_trials():
             return super().search(*args, **kwargs)
-        finally:
-            kt_config.DEBUG = previous
 
     def run_trial(self, trial, *args, **kwargs):
         hp = trial.hyperparameters
