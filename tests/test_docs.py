@@ -138,7 +138,7 @@ def test_a_broken_link_or_anchor_fails_the_strict_build(tmp_path):
     docs.mkdir()
     (docs / "index.md").write_text("# Home\n\n[a page](missing.md), [an anchor](#no-such-heading)\n")
     config = tmp_path / "mkdocs.yml"
-    config.write_text(f"INHERIT: {ROOT / 'mkdocs.yml'}\ndocs_dir: docs\nnav:\n  - index.md\n")
+    config.write_text(f"INHERIT: {ROOT / 'mkdocs.yml'}\ndocs_dir: docs\nwatch: []\nnav:\n  - index.md\n")
     done = _mkdocs("build", "--strict", "--config-file", str(config), "--site-dir", str(tmp_path / "site"),
                    cwd=ROOT)
     assert done.returncode != 0
