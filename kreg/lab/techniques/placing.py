@@ -96,7 +96,7 @@ def probe(plan, *, hidden: bool = True, kind: str = "any", rank: int = 1, modali
           seed: int | None = 0, name: str | None = None) -> tuple:
     """``(site, ctx)`` with the kernel hooks run on an empty config: what the plan would give a layer a
     user's builder makes (the plan's helpers read it)."""
-    ctx = Context(plan, modality, seed or 0, (lambda base: name) if name else None)
+    ctx = Context(plan, modality, seed or 0, lambda base: name)  # no name given: Keras names the layer
     site = Site(name or "", {}, kind=kind, hidden=hidden, rank=rank, kernel_rank=rank + 2 if kind == "conv" else 2,
                 fresh=True, plain_dense=kind == "dense")
     kernel(site, ctx)
