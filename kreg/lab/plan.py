@@ -91,7 +91,13 @@ def _spec_class(technique: str, class_name: str) -> type:
 # ``SWASpec``, ... (exported by ``kreg``).
 _SPECS = {t.name: _spec_class(t.name, f"{type(t).__name__}Spec") for t in registry.REGISTRY.values()
           if t.value_is_spec}
-globals().update({cls.__name__: cls for cls in _SPECS.values()})
+globals().update({cls.__name__: cls for cls in _SPECS.values()})  # (a new technique's spec too)
+_BY_NAME = {cls.__name__: cls for cls in _SPECS.values()}
+ElasticNetSpec = _BY_NAME["ElasticNetSpec"]  # the public ones, written out for readers and static tools
+DropBlockSpec = _BY_NAME["DropBlockSpec"]
+EarlyStoppingSpec = _BY_NAME["EarlyStoppingSpec"]
+ScheduleSpec = _BY_NAME["ScheduleSpec"]
+SWASpec = _BY_NAME["SWASpec"]
 
 
 def _normalize(name: str, value: Any):
