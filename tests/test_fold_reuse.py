@@ -71,6 +71,10 @@ def _search(tmp_path, monkeypatch, reuse: bool):
     return record, seen
 
 
+TENSORFLOW = __import__("keras").backend.backend() == "tensorflow"
+
+
+@pytest.mark.skipif(not TENSORFLOW, reason="other backends keep a model per fold (FoldStart.reusable)")
 def test_folds_share_one_model_reset_to_the_fresh_start_with_the_same_figures(tmp_path, monkeypatch):
     reused, r_seen = _search(tmp_path, monkeypatch, reuse=True)
     monkeypatch.undo()
@@ -110,7 +114,7 @@ def test_folds_share_one_model_reset_to_the_fresh_start_with_the_same_figures(tm
 
 
 def test_plans_that_wrap_or_change_the_model_outside_its_variables_keep_a_model_per_fold():
-    assert fit_module.FoldStart.reusable(RegularizationPlan())
+    assert fit_module.FoldStart.reusable(RegularizationPlan()) == TENSORFLOW  # JAX: see FoldStart's docstring
     assert not fit_module.FoldStart.reusable(RegularizationPlan(sam=0.05))
     assert not fit_module.FoldStart.reusable(RegularizationPlan(ensemble=3))
     assert not fit_module.FoldStart.reusable(RegularizationPlan(swa=0.75))
