@@ -33,7 +33,8 @@ the unregularized baseline refit on the same data (``summary.answer
 .baseline_refit``), the paired test of the two (exact McNemar / paired
 bootstrap of the RMSE: ``summary.comparison``) and whether A is
 significantly worse (p < 0.05 and a negative gain); B's refit test figure;
-the wall times of A and B (data preparation excluded, the refits included);
+the wall times of A and B (data preparation excluded, the refits included) and the process's CPU seconds
+(``time.process_time``: the firmer figure on a loaded machine);
 and for the FCN, each refit model's accuracy on its own training data
 (training + validation) in training mode and in inference mode, and on
 test, against chance: "at chance while fitting" = training-mode accuracy
@@ -49,6 +50,7 @@ its training data; A's wall time at most 2x B's on each case.
     python scripts/bench_small_data.py --cases mnist1d_30 wine --seeds 0 --trials 4 --epochs 30 \\
         --tab-trials 4 --tab-epochs 30 --out small.json      # a reduced run
     python scripts/bench_small_data.py ... --reuse-a small.json --out small_b.json   # B again, A's rows kept
+    python scripts/bench_small_data.py ... --a-without-reuse   # A0 too: every fold on a new model (before FoldStart)
     python scripts/bench_small_data.py --cases mnist1d_30 wine --seeds 0 --trials 2 --epochs 20 \
         --tab-trials 2 --tab-epochs 20 --breakdown   # A only, timing on: where one fold's time goes
 """
@@ -170,26 +172,34 @@ def fit_check(refitted, splits, np) -> dict | None:
 
 
 def run_search(case: str, model, splits, seed: int, trials: int, epochs: int, extra: dict, label: str,
-               fcn: bool, stops: bool = True) -> tuple[dict, object]:
+               fcn: bool, stops: bool = True, fold_reuse: bool = True) -> tuple[dict, object]:
+    """One search; its row (``wall_s``, and ``cpu_s``: this process's CPU seconds, the firmer figure on a
+    loaded machine). ``fold_reuse=False``: every fold builds a new model, as before ``FoldStart``."""
     import keras
     import numpy as np
 
     import kreg
     from kreg.lab.analysis import blockers  # a bench's reach into the lab: B as the search was before issue 21
+    from kreg.lab.trial.fit import FoldStart
 
-    kept = blockers.blocking_line
+    kept, reusable = blockers.blocking_line, FoldStart.__dict__["reusable"]
     if not stops:  # as before issue 21: no baseline stops the search (the runner imports the function per trial)
         blockers.blocking_line = lambda record, search: None
+    if not fold_reuse:
+        FoldStart.reusable = staticmethod(lambda plan: False)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             summary = kreg.tune(model, splits, max_trials=trials, epochs=epochs, seed=seed, verbose=0,
                                 tracking_uri=f"sqlite:///{tmp}/mlflow.db",
                                 experiment=f"small-{case}-{label}-{seed}", **extra)
-            wall = time.perf_counter() - start
-            return _row(summary, wall, splits, label, fcn, np)
+            wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+            row, space = _row(summary, wall, splits, label, fcn, np)
+            row["cpu_s"] = cpu
+            return row, space
     finally:
         blockers.blocking_line = kept
+        FoldStart.reusable = reusable
         keras.backend.clear_session()
 
 
@@ -299,13 +309,14 @@ def chance_cell(check: dict | None) -> str:
 
 def report(rows: list[dict]) -> dict:
     print(f"\n{'case':<14}{'seed':>4} {'A test':>7} {'A base':>7} {'p':>6} {'worse':>5} {'B test':>7} "
-          f"{'A s':>6} {'B s':>6} {'A/B':>5}  A's plan")
+          f"{'A s':>6} {'B s':>6} {'A/B':>5} {'cpu':>5}  A's plan")
     for r in rows:
         a, b = r["A"], r["B"]
         star = "*" if b["figure_from"] != "refit" else ""
         print(f"{r['case']:<14}{r['seed']:>4} {fmt(a.get('test')):>7} {fmt(a.get('baseline_test')):>7} "
               f"{fmt(a.get('p_value'), 2):>6} {'YES' if a.get('worse') else 'no':>5} {fmt(b.get('test')) + star:>7} "
-              f"{a['wall_s']:>6.0f} {b['wall_s']:>6.0f} {a['wall_s'] / b['wall_s']:>5.2f}  {a.get('plan', '')}")
+              f"{a['wall_s']:>6.0f} {b['wall_s']:>6.0f} {a['wall_s'] / b['wall_s']:>5.2f} "
+              f"{a.get('cpu_s', float('nan')) / b.get('cpu_s', float('nan')):>5.2f}  {a.get('plan', '')}")
     fcn_rows = [r for r in rows if r["case"] in MNIST_SIZES]
     if fcn_rows:
         print("\nFCN refit models, on their own training data (training + validation) and against chance:")
@@ -314,6 +325,21 @@ def report(rows: list[dict]) -> dict:
                 for which, check in (r[side].get("fit_check") or {}).items():
                     print(f"  {r['case']:<12} seed {r['seed']} {side} {which:<8} {chance_cell(check)}"
                           + (f", test {check['test_accuracy']:.3f}" if check else ""))
+    reuse_rows = [r for r in rows if "A0" in r]
+    if reuse_rows:
+        print("\nFold reuse: A (folds on one reset model), A0 (a new model per fold, as before), B (holdout); "
+              "wall and this process's CPU seconds:")
+        print(f"{'case':<14}{'seed':>4} {'A s':>6} {'A0 s':>6} {'B s':>6} {'A cpu':>6} {'A0 cpu':>6} {'B cpu':>6} "
+              f"{'A/B':>5} {'A0/B':>5} {'A/B cpu':>7} {'A0/B cpu':>8}  same answer")
+        for r in reuse_rows:
+            a, a0, b = r["A"], r["A0"], r["B"]
+            same = a.get("plan") == a0.get("plan") and abs(a.get("test", 0) - a0.get("test", 1)) <= 1e-6
+            print(f"{r['case']:<14}{r['seed']:>4} {a['wall_s']:>6.0f} {a0['wall_s']:>6.0f} {b['wall_s']:>6.0f} "
+                  f"{a.get('cpu_s', 0):>6.0f} {a0.get('cpu_s', 0):>6.0f} {b.get('cpu_s', 0):>6.0f} "
+                  f"{a['wall_s'] / b['wall_s']:>5.2f} {a0['wall_s'] / b['wall_s']:>5.2f} "
+                  f"{a.get('cpu_s', 0) / max(b.get('cpu_s', 0), 1e-9):>7.2f} "
+                  f"{a0.get('cpu_s', 0) / max(b.get('cpu_s', 0), 1e-9):>8.2f}  "
+                  f"{'yes' if same else 'NO: ' + str(a0.get('plan')) + ' ' + fmt(a0.get('test'))}")
     verdicts = {}
     worse = [f"{r['case']}/{r['seed']}" for r in rows if r["A"].get("worse")]
     missing = [f"{r['case']}/{r['seed']}" for r in rows if "p_value" not in r["A"]]
@@ -333,7 +359,10 @@ def report(rows: list[dict]) -> dict:
         mine = [r for r in rows if r["case"] == case]
         ratio = sum(r["A"]["wall_s"] for r in mine) / sum(r["B"]["wall_s"] for r in mine)
         over[case] = ratio
+    cpu = {case: sum(r["A"].get("cpu_s", 0) for r in rows if r["case"] == case)
+           / max(1e-9, sum(r["B"].get("cpu_s", 0) for r in rows if r["case"] == case)) for case in over}
     verdicts["wall_time_within_2x"] = {"met": all(v <= 2.0 for v in over.values()),
+                                       "cpu_ratio_per_case": {k: round(v, 2) for k, v in cpu.items()},
                                        "ratio_per_case": {k: round(v, 2) for k, v in over.items()}}
     print("\nTargets:")
     v = verdicts["never_significantly_worse"]
@@ -366,6 +395,9 @@ def main():
                         help="B keeps today's stop after a baseline that does not learn or collapses")
     parser.add_argument("--reuse-a", type=Path, help="A's rows (and space) from an earlier --out: run B only")
     parser.add_argument("--out", type=Path, help="write the rows and the verdicts as JSON")
+    parser.add_argument("--a-without-reuse", action="store_true",
+                        help="also run A with every fold on a new model (A0: before FoldStart), interleaved with A "
+                             "and B (the order rotates per case), and print A, A0 and B's wall and CPU seconds")
     parser.add_argument("--breakdown", action="store_true",
                         help="A only, first seed, with kreg's timing sections: where one fold's time goes")
     args = parser.parse_args()
@@ -386,6 +418,10 @@ def main():
         for seed in args.seeds:
             splits = case_data(case, seed, cache)
             model = fcn_builder(splits.spec.shape, 10) if fcn else "mlp"
+            a0 = None
+            if args.a_without_reuse and not args.reuse_a and len(rows) % 2:  # A0 first on every other case
+                a0, _ = run_search(case, model, splits, seed, trials, epochs, {"tuner": args.tuner}, "A0", fcn,
+                                   fold_reuse=False)
             if args.reuse_a:
                 if (case, seed) not in earlier:
                     raise SystemExit(f"--reuse-a {args.reuse_a}: no row for {case} seed {seed}")
@@ -396,7 +432,12 @@ def main():
                 raise RuntimeError(f"{case} seed {seed}: A left no parent run to read its space from ({a})")
             b, _ = run_search(case, model, splits, seed, trials, epochs, {"tuner": args.tuner, **TODAY, **space},
                               "B", fcn, stops=args.b_stops)
+            if args.a_without_reuse and not args.reuse_a and a0 is None:
+                a0, _ = run_search(case, model, splits, seed, trials, epochs, {"tuner": args.tuner}, "A0", fcn,
+                                   fold_reuse=False)
             row = {"case": case, "seed": seed, "examples": splits.sizes(), "space": space, "A": a, "B": b}
+            if a0 is not None:
+                row["A0"] = a0
             rows.append(row)
             print(f"{case} seed {seed}: A {a['metric']} {fmt(a.get('test'))} (baseline {fmt(a.get('baseline_test'))}"
                   f", {a.get('line', '')}) {a['wall_s']:.0f}s; B {fmt(b.get('test'))} ({b['figure_from']}"
