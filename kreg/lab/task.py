@@ -1,10 +1,11 @@
 """What is being predicted: classification or regression, and everything that follows from it.
 
-A task decides the loss (the plan's label smoothing and confidence penalty go
-there), the metrics and their honest gaps, the default objective and its
-direction, the end-of-trial test figures and the headline metric of the
-search summary. It is inferred from the labels (integers, strings, booleans
-or one-hot rows: classification; floats: regression) or declared.
+A task decides the loss (the plan's techniques edit it through their ``loss``
+hooks: label smoothing, the confidence penalty), the metrics and their honest
+gaps, the default objective and its direction, the end-of-trial test figures
+and the headline metric of the search summary. It is inferred from the labels
+(integers, strings, booleans or one-hot rows: classification; floats:
+regression) or declared.
 
 Importable without Keras: the loss and metrics are built on demand.
 """
@@ -128,25 +129,26 @@ class Classification(Task):
         return 1 if activation in ("sigmoid", "binary_logit") else self.num_classes
 
     def loss(self, plan, activation: str = "linear"):
-        """Cross-entropy with the plan's label smoothing / confidence penalty.
+        """Cross-entropy, edited by the plan's techniques' ``loss`` hooks (label smoothing, the
+        confidence penalty: ``kreg.lab.techniques.losses``).
 
         ``activation`` is the output layer's: ``"linear"`` (logits),
         ``"softmax"``, ``"sigmoid"`` (one unit, binary) or ``"binary_logit"``
         (one linear unit, binary).
         """
-        import keras
+        from kreg.lab.techniques import placing
+        from kreg.lab.techniques.base import LossSite
 
-        from kreg.losses import ConfidencePenalty, SparseCategoricalCrossentropy
-
-        smoothing = plan.label_smoothing or 0.0
         if activation in ("sigmoid", "binary_logit"):
             from kreg.lab.metrics import BinaryHeadCrossentropy
 
-            return BinaryHeadCrossentropy(label_smoothing=smoothing, from_logits=activation == "binary_logit")
-        from_logits = activation != "softmax"
-        if plan.confidence_penalty:
-            return ConfidencePenalty(plan.confidence_penalty, from_logits=from_logits, label_smoothing=smoothing)
-        return SparseCategoricalCrossentropy(label_smoothing=smoothing, from_logits=from_logits)
+            site = LossSite(self.kind, "binary", BinaryHeadCrossentropy, {"from_logits": activation == "binary_logit"})
+        else:
+            from kreg.losses import SparseCategoricalCrossentropy
+
+            site = LossSite(self.kind, "categorical", SparseCategoricalCrossentropy,
+                            {"from_logits": activation != "softmax"})
+        return placing.loss(plan, site)
 
     def metrics(self, plan, activation: str = "linear", mixing: bool = False) -> list:
         """``accuracy`` (top class; soft labels of mixing count as their top class) and ``ece``."""
@@ -298,9 +300,14 @@ class Regression(Task):
         return self.targets
 
     def loss(self, plan, activation: str = "linear"):
+        """The mean squared error (of the standardized targets), edited by the ``loss`` hooks of the plan's
+        techniques that fit regression (none of kreg's does)."""
         import keras
 
-        return keras.losses.MeanSquaredError(name="loss")
+        from kreg.lab.techniques import placing
+        from kreg.lab.techniques.base import LossSite
+
+        return placing.loss(plan, LossSite(self.kind, "regression", keras.losses.MeanSquaredError, {"name": "loss"}))
 
     def metrics(self, plan, activation: str = "linear", mixing: bool = False) -> list:
         """``mse``, ``mae``, ``rmse`` in the targets' units and ``r2``."""

@@ -17,6 +17,18 @@ more); its methods are the hooks the lab calls, each a no-op by default:
   each returns the layers to insert.
 - ``detect(layer)``: the layer carries this technique (reading a model back).
 - ``optimizer(value)``: keyword arguments for the optimizer.
+- ``loss(value, site)``: edits the loss a task is about to make (a ``LossSite``: its class and keyword
+  arguments), as label smoothing and the confidence penalty do; asked only for the tasks it fits.
+- ``data(value, site)``: layers that map a training batch ``(x, y)`` to a new one (a ``DataSite``), as
+  MixUp and CutMix do; several take turns batch by batch.
+- ``wrap_model(value, model)``: the model that trains, ``model`` itself or a wrapper with its own train
+  step (SAM).
+- ``callbacks(value, site)``: Keras callbacks for the training (a ``TrainingSite``: the model, the
+  epochs, the data's batch maps), as the strength schedule and SWA are.
+
+The last four run in registry order for every technique the plan switches on
+(``kreg.lab.techniques.placing``); ``kreg.lab.task`` and ``kreg.lab.trial.procedures`` ask them and
+name no technique.
 
 The same hooks place a technique into a user's model (``kreg.lab.apply``
 walks and clones the graph) and into kreg's built-in builders
@@ -199,6 +211,43 @@ class Context:
 
 
 @dataclasses.dataclass
+class LossSite:
+    """The loss a task is about to make, ``cls(**args)``: hooks edit it.
+
+    ``head`` is what the model's output holds: ``"categorical"`` (one output per class), ``"binary"`` (one
+    unit for two classes) or ``"regression"``. A classification loss starts as a cross-entropy (kreg's
+    sparse one, or a binary one for a one-unit head) with ``from_logits`` in its arguments; both take a
+    ``label_smoothing`` keyword.
+    """
+
+    task: str  # "classification" or "regression"
+    head: str
+    cls: Any  # the loss class (a hook may replace it)
+    args: dict  # its keyword arguments
+
+
+@dataclasses.dataclass
+class DataSite:
+    """The training data pipeline, for hooks that return batch maps (layers ``(x, y) -> (x, y)``)."""
+
+    modality: str | None
+    num_classes: int | None  # None for regression
+    seed: int  # the pipeline's seed for batch-level randomness
+
+
+@dataclasses.dataclass
+class TrainingSite:
+    """A training about to run, for ``callbacks`` hooks; they record what the trial reads back."""
+
+    model: Any  # the compiled model (or its wrapper)
+    epochs: int
+    bn_data: Any  # the training inputs a callback may recompute batch statistics on
+    batch_maps: tuple = ()  # the data hooks' layers (a schedule ramps their strength too)
+    scheduled: int = 0  # objects a strength schedule ramps (set by its hook)
+    averager: Any = None  # a callback averaging weights over epochs (SWA), whose weights the trial keeps
+
+
+@dataclasses.dataclass
 class BlockView:
     """One block of a model, as checks read it."""
 
@@ -351,6 +400,23 @@ class Technique:
     def optimizer(self, value) -> dict:
         """Keyword arguments the technique adds to the optimizer."""
         return {}
+
+    def loss(self, value, site: LossSite) -> None:
+        """Edits ``site.cls`` / ``site.args``: what the technique does to the task's loss."""
+        return None
+
+    def data(self, value, site: DataSite) -> list:
+        """Layers mapping a training batch ``(x, y)`` to a new one (labels may come out soft)."""
+        return []
+
+    def wrap_model(self, value, model):
+        """The model that trains: ``model``, or a wrapper around it with its own train step."""
+        return model
+
+    def callbacks(self, value, site: TrainingSite) -> list:
+        """Keras callbacks the training runs (after the trial's own); may set ``site.scheduled`` /
+        ``site.averager``."""
+        return []
 
     def __repr__(self):
         return f"<technique {self.name}>"

@@ -2,7 +2,7 @@
 
 They go right after every float input whose rank fits the data's modality (noise: every float input),
 train only, in the order written here: geometric, then photometric augmentations, then noise. MixUp and
-CutMix mix examples and labels, so they act on the data pipeline, not on the model.
+CutMix mix examples and labels, so they act on the data pipeline (their ``data`` hook), not on the model.
 """
 
 from __future__ import annotations
@@ -88,6 +88,14 @@ class Mixing(Augment):
 
     def at_input(self, value, site, ctx):
         return []
+
+    def data(self, value, site):
+        if not site.num_classes:  # nothing to mix labels of (regression)
+            return []
+        from kreg.augment import mixing_layers
+
+        # mixing_layers seeds MixUp with site.seed and CutMix with site.seed + 1, on together or alone.
+        return mixing_layers(site.modality, {self.short: value}, site.num_classes, seed=site.seed)
 
 
 def _augment(short, kind, modalities, tasks, summary, base=Augment):

@@ -1,4 +1,5 @@
-"""Techniques in the loss (classification): the task's loss reads them (``kreg.lab.task``)."""
+"""Techniques in the loss (classification): their ``loss`` hooks edit the cross-entropy the task makes
+(``kreg.lab.task``)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ class LabelSmoothing(Technique):
     summary = "label smoothing in the cross-entropy"
     tasks = _CLS
 
+    def loss(self, value, site):
+        site.args["label_smoothing"] = value  # every classification cross-entropy takes it (binary heads too)
+
 
 class ConfidencePenalty(Technique):
     name = "confidence_penalty"
@@ -30,6 +34,14 @@ class ConfidencePenalty(Technique):
     summary = "minus beta times the entropy of the prediction"
     tasks = _CLS
     soft_labels = True
+
+    def loss(self, value, site):
+        if site.head != "categorical":  # kreg's ConfidencePenalty is the entropy over the classes' softmax
+            return
+        from kreg.losses import ConfidencePenalty
+
+        site.cls = ConfidencePenalty
+        site.args["beta"] = value
 
 
 TECHNIQUES = collect(globals())

@@ -1,17 +1,23 @@
-"""The plan's techniques through their hooks: one loop per kind of site, shared by ``kreg.lab.apply``
-(a user's model) and ``kreg.lab.models.blocks`` (kreg's builders).
+"""The plan's techniques through their hooks: one loop per kind of site.
 
-Each function asks every structural technique the plan switches on, in registry order, and returns
-what they placed as ``(technique name, layer)`` pairs, so the caller records where each went.
+The structural loops (``check`` to ``probe``) are shared by ``kreg.lab.apply`` (a user's model) and
+``kreg.lab.models.blocks`` (kreg's builders): each asks every structural technique the plan switches
+on, in placement order, and returns what they placed as ``(technique name, layer)`` pairs, so the
+caller records where each went. The training loops (``loss`` to ``callbacks``) ask every technique the
+plan switches on, in registry order: ``kreg.lab.task`` makes its loss through them and
+``kreg.lab.trial.procedures`` its data pipeline, model wrapper and callbacks.
 """
 
 from __future__ import annotations
 
 from kreg.lab.techniques.base import Context
+from kreg.lab.techniques.base import DataSite
 from kreg.lab.techniques.base import InputSite
+from kreg.lab.techniques.base import LossSite
 from kreg.lab.techniques.base import MergeSite
 from kreg.lab.techniques.base import ModelView
 from kreg.lab.techniques.base import Site
+from kreg.lab.techniques.base import TrainingSite
 
 
 def active(plan) -> list:
@@ -101,3 +107,36 @@ def probe(plan, *, hidden: bool = True, kind: str = "any", rank: int = 1, modali
                 fresh=True, plain_dense=kind == "dense")
     kernel(site, ctx)
     return site, ctx
+
+
+# ------------------------------------------------------------ training
+def switched_on(plan) -> list:
+    """``(technique, value)`` for every technique the plan switches on (settings excluded), registry order."""
+    from kreg.lab.techniques import REGISTRY
+
+    return [(REGISTRY[name], plan.get(name)) for name in plan.active_techniques()]
+
+
+def loss(plan, site: LossSite):
+    """The loss ``site`` describes once the plan's techniques that fit its task edited it."""
+    for tech, value in switched_on(plan):
+        if site.task in tech.tasks:
+            tech.loss(value, site)
+    return site.cls(**site.args)
+
+
+def data(plan, site: DataSite) -> list:
+    """The batch maps (layers on ``(x, y)`` batches) the plan's techniques ask for, registry order."""
+    return [layer for tech, value in switched_on(plan) for layer in tech.data(value, site)]
+
+
+def wrap_model(plan, model):
+    """The model that trains: ``model`` wrapped by each technique that asks (registry order)."""
+    for tech, value in switched_on(plan):
+        model = tech.wrap_model(value, model)
+    return model
+
+
+def callbacks(plan, site: TrainingSite) -> list:
+    """The callbacks the plan's techniques ask for, registry order; they may record into ``site``."""
+    return [cb for tech, value in switched_on(plan) for cb in tech.callbacks(value, site)]

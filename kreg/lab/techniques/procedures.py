@@ -1,7 +1,9 @@
 """Techniques in the optimizer and the training procedure.
 
-Weight decay is an optimizer argument (its ``optimizer`` hook); the training procedures (early stopping,
-the strength schedule, SWA, SAM, the bagged ensemble) are run by the trial (``kreg.lab.trial``).
+Weight decay is an optimizer argument (its ``optimizer`` hook). SAM wraps the model in its own train step
+(``wrap_model``); the strength schedule and SWA are callbacks (``callbacks``): ``kreg.lab.trial.procedures``
+asks these hooks. Early stopping (it watches the search's objective) and the bagged ensemble (it trains
+other members) are run by the trial itself (``kreg.lab.trial.fit``, ``kreg.lab.trial.ensemble``).
 """
 
 from __future__ import annotations
@@ -52,6 +54,17 @@ class Schedule(Technique):
     summary = "ramp every rate and penalty in over the warm-up, off for the last fraction"
     stronger = 0
 
+    def callbacks(self, value, site):
+        from kreg.callbacks import RegularizationSchedule, schedulable_objects
+        from kreg.callbacks.schedule import KINDS
+
+        # The model's schedulable objects and the data pipeline's mixing layers (their alpha ramps too);
+        # with nothing to ramp, no callback (the trial logs 0 targets).
+        site.scheduled = len(schedulable_objects(site.model)) + len(site.batch_maps)
+        if not site.scheduled:
+            return []
+        return [RegularizationSchedule(targets=[*KINDS, *site.batch_maps], **value.callback_args(site.epochs))]
+
 
 class SWA(Technique):
     name = "swa"
@@ -62,6 +75,13 @@ class SWA(Technique):
     stronger = -1
     value_is_spec = True  # plan.swa.start (room for more parameters)
 
+    def callbacks(self, value, site):
+        from kreg.callbacks import SWA as Averaging
+
+        site.averager = Averaging(start_epoch=min(site.epochs - 1, int(value.start * site.epochs)),
+                                  bn_data=site.bn_data[0])
+        return [site.averager]
+
 
 class SAM(Technique):
     name = "sam"
@@ -69,6 +89,11 @@ class SAM(Technique):
     params = (("rho", "positive"),)
     acts_on = "training"
     summary = "sharpness-aware minimization (radius rho)"
+
+    def wrap_model(self, value, model):
+        from kreg.training import SAM as Sharpness
+
+        return Sharpness(model, rho=value)
 
 
 class Ensemble(Technique):

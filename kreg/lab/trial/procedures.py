@@ -3,68 +3,68 @@
 Shared by a trial's model and by the extra members of a bagged ensemble, so
 every member is trained by the same recipe. The structure of the model comes
 from the search's model source (built-in builder, the user's builder or
-model with the plan applied); here the plan's loss (label smoothing,
-confidence penalty), optimizer (weight decay, learning rate), data (MixUp,
-CutMix, batch size) and training (SAM, schedule, SWA) are added.
+model with the plan applied); here the plan's techniques add the rest through
+their hooks (``kreg.lab.techniques.base``): the loss (``loss``: label
+smoothing, confidence penalty, through the task), the optimizer (``optimizer``:
+weight decay, learning rate), the data (``data``: MixUp, CutMix; the batch
+size is a setting), the model that trains (``wrap_model``: SAM) and the
+callbacks (``callbacks``: schedule, SWA). No technique is named here.
 """
 
 from __future__ import annotations
 
 import functools
 
-from kreg.augment import mix_batches, mixing_layers
-from kreg.callbacks import SWA, RegularizationSchedule, schedulable_objects
-from kreg.callbacks.schedule import KINDS
+from kreg.augment import mix_batches
+from kreg.callbacks import SWA
 from kreg.lab.models.compile import compile_model
-from kreg.training import SAM, PreciseBatchNorm
+from kreg.lab.techniques import placing
+from kreg.lab.techniques.base import DataSite
+from kreg.lab.techniques.base import TrainingSite
+from kreg.training import PreciseBatchNorm
 from kreg.training.precise_bn import DEFAULT_MAX_EXAMPLES, batch_norm_layers
 
 
 def build_for_plan(search, plan, seed: int):
-    """``(model, built)``: the search's model for ``plan``, wrapped in SAM if asked, compiled for the task.
+    """``(model, built)``: the search's model for ``plan``, wrapped by the techniques that train it through a
+    step of their own (SAM), compiled for the task.
 
     ``built`` says where each structural technique went and what the output
     layer is (``kreg.lab.models.source.Built``).
     """
     built = search.model.build(search.splits.spec, plan, seed=seed)
-    model = built.model
-    if plan.sam:
-        model = SAM(model, rho=plan.sam)
+    model = placing.wrap_model(plan, built.model)
     compile_model(model, plan, optimizer=search.training.optimizer, learning_rate=search.training.learning_rate,
                   task=search.task, activation=built.output_activation, loss=search.loss, metrics=search.metrics)
     return model, built
 
 
 def train_data(splits, plan, batch_size: int, seed: int):
-    """``(dataset, mixers)``: the training pipeline, with the plan's MixUp / CutMix mapped onto its batches.
+    """``(dataset, mixers)``: the training pipeline, with the batch maps the plan's ``data`` hooks give
+    (MixUp, CutMix) mapped onto its batches; several take turns batch by batch.
 
     With mixing on, the training labels are soft; the task's loss and
     metrics take both kinds of labels.
     """
     spec = splits.spec
-    mixers = mixing_layers(spec.modality, plan.augmentation, spec.num_classes, seed=seed + 11) \
-        if spec.num_classes else []
+    mixers = placing.data(plan, DataSite(spec.modality, spec.num_classes, seed + 11))
     batch_map = functools.partial(mix_batches, layers=mixers) if mixers else None
     return splits.train_dataset(batch_size, batch_map=batch_map), mixers
 
 
 def procedure_callbacks(plan, model, epochs: int, bn_data, mixers=()) -> tuple[list, SWA | None, int]:
-    """``(callbacks, swa, scheduled)``: the plan's schedule and SWA as callbacks.
+    """``(callbacks, averager, scheduled)``: the callbacks the plan's ``callbacks`` hooks give (the schedule,
+    SWA), the weight-averaging one among them (``kreg.callbacks.SWA``, or None) and the objects a schedule
+    ramps.
 
     ``scheduled`` counts the objects the schedule ramps (the model's and the
     data pipeline's mixing layers, whose alpha it ramps too); a plan with a
     schedule but nothing schedulable gets no schedule callback, and the
     trial logs 0.
     """
-    callbacks, swa, scheduled = [], None, 0
-    if plan.schedule is not None:
-        scheduled = len(schedulable_objects(model)) + len(mixers)
-        if scheduled:
-            callbacks.append(RegularizationSchedule(targets=[*KINDS, *mixers], **plan.schedule.callback_args(epochs)))
-    if plan.swa is not None:
-        swa = SWA(start_epoch=min(epochs - 1, int(plan.swa.start * epochs)), bn_data=bn_data[0])
-        callbacks.append(swa)
-    return callbacks, swa, scheduled
+    site = TrainingSite(model, epochs, bn_data, tuple(mixers))
+    callbacks = placing.callbacks(plan, site)
+    return callbacks, site.averager, site.scheduled
 
 
 def precise_bn(search, model, splits, batch_size: int, seed: int, every: int | None = 1, epoch_data=None):
