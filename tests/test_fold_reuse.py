@@ -118,6 +118,10 @@ def test_plans_that_wrap_or_change_the_model_outside_its_variables_keep_a_model_
     assert not fit_module.FoldStart.reusable(RegularizationPlan(sam=0.05))
     assert not fit_module.FoldStart.reusable(RegularizationPlan(ensemble=3))
     assert not fit_module.FoldStart.reusable(RegularizationPlan(swa=0.75))
+    assert not fit_module.FoldStart.reusable(RegularizationPlan(dropout=0.2, schedule={}))
+    # techniques inside the model, in the loss, the data or the optimizer share it
+    assert fit_module.FoldStart.reusable(RegularizationPlan(dropout=0.2, l2=1e-4, weight_decay=1e-3,
+                                                            label_smoothing=0.1, early_stopping=5)) == TENSORFLOW
 
 
 def test_a_model_that_gains_variables_in_training_is_let_go():

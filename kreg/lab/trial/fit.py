@@ -83,7 +83,8 @@ class FoldStart:
 
     Plans that wrap the model, change it outside its variables or train other models keep a new model per fold
     (``reusable``): SAM (a wrapper with its own step), SWA (averages weights outside the optimizer), a
-    regularization schedule (changes layer attributes), a bagged ensemble (trains other members). So do other
+    regularization schedule (changes layer attributes), a bagged ensemble (trains other members), and any
+    technique with a ``wrap_model`` or ``callbacks`` hook. So do other
     backends than TensorFlow: under JAX a reset model started fold 2 with the same variables as a new one and
     still trained differently (the test's model: first-batch loss 1.136 against 1.090, honest training loss
     after 2 epochs 1.14155 against 1.14165), a cause not found yet; a fold's figures must not depend on the
@@ -97,8 +98,16 @@ class FoldStart:
 
     @staticmethod
     def reusable(plan) -> bool:
-        return keras.backend.backend() == "tensorflow" and not (
-            plan.sam or (plan.ensemble and plan.ensemble > 1) or plan.swa is not None or plan.schedule is not None)
+        """Whether ``plan``'s folds can share one model: under TensorFlow, when no technique of the plan wraps
+        the model or adds its own training callbacks (``wrap_model`` / ``callbacks`` hooks: SAM, SWA, the
+        schedule, and any new technique that does) and the plan is no bagged ensemble."""
+        if keras.backend.backend() != "tensorflow" or (plan.ensemble and plan.ensemble > 1):
+            return False
+        from kreg.lab.techniques import placing
+        from kreg.lab.techniques.base import Technique
+
+        return not any(type(tech).wrap_model is not Technique.wrap_model or type(tech).callbacks is not
+                       Technique.callbacks for tech, _ in placing.switched_on(plan))
 
     @staticmethod
     def _state(model) -> list:
