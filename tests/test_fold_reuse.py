@@ -66,7 +66,9 @@ def _search(tmp_path, monkeypatch, reuse: bool):
 
     search = prepare(_build, _data(), techniques={}, epochs=2, cv=2, seed=3,
                      tracking_uri=f"sqlite:///{tmp_path}/mlflow.db").search  # the runner alone: no MLflow, no tuner
-    record = runner_module.TrialRunner(search).run("0", {}, RegularizationPlan())
+    # randomness in the model (dropout, a shift layer) and in the data pipeline (MixUp), besides the shuffle
+    plan = RegularizationPlan(augmentation={"shift": 0.1, "mixup": 0.2})
+    record = runner_module.TrialRunner(search).run("0", {}, plan)
     assert record.status == "COMPLETED" and len(record.folds) == 2 == len(seen), record.reason
     return record, seen
 

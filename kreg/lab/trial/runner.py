@@ -413,7 +413,9 @@ class TrialRunner:
             with timing.section("trial.fold_clear"):
                 if start is None or not start.intact():
                     keras.backend.clear_session()
-                keras.utils.set_random_seed(search.seed)
+                    keras.utils.set_random_seed(search.seed)
+                else:  # the kept model, reset by fit_plan: its traced steps stay instantiated (FoldStart.reseed)
+                    start.reseed(search.seed)
         getattr(self.reporter, "fold_started", lambda *_: None)(index, i, len(self.folds))
         fitted, metrics = self._fit(dataclasses.replace(search, splits=fold.splits), plan, epochs, sample,
                                     _EpochReporter(None, self.reporter, index, epochs), fold_start=start)
