@@ -5,9 +5,11 @@ Each technique is a class over ``kreg.lab.techniques.base.Technique``, in its fa
 ``inputs`` (augmentation and noise on the inputs), ``losses``, ``procedures`` (optimizer and training),
 ``settings``. Its class attributes are its data (parameters with kinds and defaults, what it acts on,
 the data, tasks and models it fits, which direction regularizes more); its methods are the hooks through
-which it checks a model, places itself in a user's model or a built-in block, and is found in a built
-model. Validation, the plan, the search space, the default space, the plan's description and the config
-read the data; ``kreg.lab.apply`` and the built-in builders call the hooks.
+which it checks a model, places itself in a user's model or a built-in block, is found in a built
+model, and acts on the optimizer, the loss, the training data, the model that trains and the callbacks.
+Validation, the plan, the search space, the default space, the plan's description and the config read
+the data; ``kreg.lab.apply`` and the built-in builders call the placing hooks, ``kreg.lab.task`` and
+``kreg.lab.trial.procedures`` the training ones (through ``placing``).
 
 Adding a technique is one class in its family's module (collected by ``base.collect``) and a row in
 ``tests/test_technique_contract.py``: see ``docs/guide/adding-a-technique.md``.
