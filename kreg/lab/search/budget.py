@@ -35,6 +35,7 @@ import statistics
 import time
 
 from kreg.lab.errors import ConfigError
+from kreg.lab.tracking.records import show_duration as show  # the console shows durations too
 
 END_S = 10.0  # saving the answer, the MLflow model and the report, measured at 2-8 s on the demo (2 cores)
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -77,16 +78,6 @@ def parse_duration(value, field: str = "budget") -> float | None:
     if not seconds > 0 or seconds != seconds or seconds == float("inf"):
         raise ConfigError(field, value, expected)
     return seconds
-
-
-def show(seconds: float) -> str:
-    """``1h02m``, ``4m31s``, ``38s``."""
-    seconds = max(0.0, float(seconds))
-    if seconds >= 3600:
-        return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
-    if seconds >= 60:
-        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
-    return f"{seconds:.0f}s"
 
 
 @dataclasses.dataclass

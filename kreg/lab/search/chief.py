@@ -34,6 +34,7 @@ from kreg.lab.search import _keras_tuner as _kt
 from kreg.lab.search import rpc, signals
 from kreg.lab.search.rpc import quiet_mlflow
 from kreg.lab.tracking.records import FAILED, KILLED
+from kreg.lab.tracking import tags as tag
 
 MAX_RUNS = 2  # a trial whose worker dies runs once more; a second death records it FAILED
 POLL_S = 0.2
@@ -41,10 +42,7 @@ POLL_S = 0.2
 
 def trial_runs(tracker, parent_id: str, trial_id: str) -> list:
     """The child runs of ``parent_id`` that ran ``trial_id``, oldest first."""
-    return list(tracker.client.search_runs(
-        [tracker.experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{parent_id}' and tags.`kreg.trial_id` = '{trial_id}'",
-        order_by=["attributes.start_time ASC"], max_results=100))
+    return tag.trial_runs(tracker.client, tracker.experiment_id, parent_id, trial_id)
 
 
 def release(tracker, oracle, parent_id: str, tuner_id: str, why: str, failures: dict) -> str | None:
@@ -62,10 +60,10 @@ def release(tracker, oracle, parent_id: str, tuner_id: str, why: str, failures: 
     stale = [r for r in runs if r.info.status == "RUNNING"]
     close_stale(tracker.client, stale)
     for run in stale:
-        if run.data.tags.get("kreg.trial_status") == KILLED:
-            tracker.client.set_tag(run.info.run_id, "kreg.interrupted_by", why)
+        if run.data.tags.get(tag.TRIAL_STATUS) == KILLED:
+            tracker.client.set_tag(run.info.run_id, tag.INTERRUPTED_BY, why)
     # A run closed KILLED (now or by an earlier loss) never counts, whatever it wrote after.
-    live = [r for r in runs if r.info.status != "KILLED" and r.data.tags.get("kreg.trial_status") != KILLED]
+    live = [r for r in runs if r.info.status != "KILLED" and r.data.tags.get(tag.TRIAL_STATUS) != KILLED]
     return _requeue(oracle, tuner_id, trial_id, committed_records(tracker.client, live), why, failures)
 
 
@@ -202,7 +200,7 @@ class Chief:
         from kreg.lab.search.resume import child_runs, committed_records, finished_records
 
         runs = [r for r in child_runs(self.tracker, self.parent_id)
-                if r.info.status != "KILLED" and r.data.tags.get("kreg.trial_status") != KILLED]
+                if r.info.status != "KILLED" and r.data.tags.get(tag.TRIAL_STATUS) != KILLED]
         records = finished_records(self.oracle, committed_records(self.tracker.client, runs), search)
         for record in records:
             if record.trial_id in self.failures and record.run_id is None:
@@ -235,70 +233,76 @@ def info(prepared, tracker, parent_id: str, spec: dict) -> dict:
     }
 
 
-@signals.deferring
-def run_chief(prepared, *, host: str = "127.0.0.1", port: int = 0, pool=None, remote: bool = False,
-              worker_timeout_s: float = 30.0, reporter=None, resume=False, resume_command: str | None = None,
-              join_command: str | None = None, started: float | None = None):
-    """Runs a search as its chief (see the module docstring); returns the ``SearchSummary``."""
-    from kreg.lab.search import spec as spec_module
-    from kreg.lab.search.resume import open_session
-    from kreg.lab.search.tune import _interrupted_line as interrupted_line, _one_line as one_line, finish_search
-    from kreg.lab.search.tune import start_budget
-    from kreg.lab.tracking.mlflow import SearchTracker
-    from kreg.lab.trial.runner import NullReporter, TrialRunner
+class ChiefExecutor:
+    """The trials run by worker processes; this process serves the oracle and watches them (``run.Executor``)."""
 
-    search = prepared.search
-    reporter = reporter or NullReporter()
-    start = time.perf_counter()
-    quiet_mlflow()
-    tracker = SearchTracker(search.tracking_uri, search.experiment)
-    session = open_session(search, tracker, config=prepared.config, config_text=prepared.config_text,
-                           structure=prepared.structure, resume=resume)
-    runner = TrialRunner(search, None, reporter)  # builds the tuner (and hears of a resume); trains nothing here
-    budget = start_budget(search, reporter, started, session.previous_duration_s)
-    reporter.search_started(search, search.settings.trial_limit)
-    status, error, interrupted, chief = "FINISHED", "", None, None
-    try:
+    def __init__(self, prepared, *, host: str, port: int, pool, remote: bool, worker_timeout_s: float,
+                 join_command: str | None):
+        self.prepared, self.host, self.port, self.pool, self.remote = prepared, host, port, pool, remote
+        self.worker_timeout_s, self.join_command = worker_timeout_s, join_command
+        self.chief: Chief | None = None
+        self.tracker = self.oracle = None
+        self.stopped = False
+        quiet_mlflow()
+
+    def runner(self, search, tracker, reporter):
+        from kreg.lab.trial.runner import TrialRunner
+
+        self.tracker = tracker
+        return TrialRunner(search, None, reporter)  # builds the tuner (and hears of a resume); trains nothing here
+
+    def execute(self, search, session, runner, budget, reporter):
+        from kreg.lab.search import spec as spec_module
+
         tuner = session.tuner(search, runner)
+        self.oracle = tuner.oracle
         tuner.oracle.verbose = 0  # kreg reports progress itself
         tuner.oracle.set_budget(budget)  # the chief decides: no trial is handed out that would overrun it
         tuner.save()
-        spec = spec_module.search_spec(search, prepared.structure)
-        chief = Chief(tuner.oracle, tracker, session.parent_id, info(prepared, tracker, session.parent_id, spec),
-                      host=host, port=port, worker_timeout_s=worker_timeout_s, reporter=reporter, pool=pool,
-                      remote=remote)
+        spec = spec_module.search_spec(search, self.prepared.structure)
+        pool = self.pool
+        self.chief = chief = Chief(
+            tuner.oracle, self.tracker, session.parent_id, info(self.prepared, self.tracker, session.parent_id, spec),
+            host=self.host, port=self.port, worker_timeout_s=self.worker_timeout_s, reporter=reporter, pool=pool,
+            remote=self.remote)
         serving = getattr(reporter, "serving", None)
         if serving is not None:
             serving(chief.target, session.parent_id, pool.count if pool else 0, pool.threads if pool else None,
-                    join_command.format(_reachable(host, chief.port)) if join_command and remote else None)
+                    self.join_command.format(_reachable(self.host, chief.port))
+                    if self.join_command and self.remote else None)
         chief.run()
         if chief.failed:
-            status, error = "FAILED", one_line(RuntimeError(chief.failed), search.settings)
-    except signals.SearchInterrupted as exc:
-        status, interrupted = "KILLED", exc
-        error = exc.message = interrupted_line(exc, search, _ended(tuner.oracle) if chief else 0,
-                                               session.parent_id, resume_command)
-        raise
-    except Exception as exc:
-        status, error = "FAILED", one_line(exc, search.settings, done=_ended(tuner.oracle) if chief else None,
-                                           parent_id=session.parent_id, resume_command=resume_command)
-    finally:
-        stopped = interrupted is not None or status != "FINISHED"
-        if chief is not None and stopped:  # the workers stop first (their runs end KILLED), then the summary
+            raise RuntimeError(chief.failed)
+
+    def done(self, runner):
+        return _ended(self.oracle) if self.chief is not None else None
+
+    def stop(self, search, runner, status, error, interrupted):
+        chief, pool = self.chief, self.pool
+        self.stopped = interrupted is not None or status != "FINISHED"
+        if chief is not None and self.stopped:  # the workers stop first (their runs end KILLED), then the summary
             chief.close(f"the chief was interrupted by {interrupted.name}" if interrupted else
                         f"the search stopped: {error}", interrupted.signum if interrupted else signal.SIGTERM)
         elif chief is None and pool is not None:
             pool.signal(signal.SIGTERM)
             pool.wait(30.0)
-        records = chief.records(search) if chief is not None else list(runner.records)
-        try:  # a signal during the refit ends the search KILLED (raised by finish_search once it is closed)
-            summary = finish_search(search, tracker, session, records, status=status, error=error,
-                                    duration_s=session.previous_duration_s + time.perf_counter() - start,
-                                    reporter=reporter, interrupted=interrupted, resume_command=resume_command,
-                                    budget=budget)
-        finally:
-            if chief is not None and not stopped:  # every trial has ended; the workers close their runs and exit
-                chief.close()
-            if pool is not None:
-                pool.keep_logs(session.directory / "workers")
-    return summary
+        return (chief.records(search) if chief is not None else list(runner.records)), error
+
+    def close(self, session, stopped):
+        if self.chief is not None and not stopped:  # every trial has ended; the workers close their runs and exit
+            self.chief.close()
+        if self.pool is not None:
+            self.pool.keep_logs(session.directory / "workers")
+
+
+def run_chief(prepared, *, host: str = "127.0.0.1", port: int = 0, pool=None, remote: bool = False,
+              worker_timeout_s: float = 30.0, reporter=None, resume=False, resume_command: str | None = None,
+              join_command: str | None = None, started: float | None = None):
+    """Runs a search as its chief (see the module docstring; ``run`` with ``ChiefExecutor``); returns the summary."""
+    from kreg.lab.search.run import run
+
+    executor = ChiefExecutor(prepared, host=host, port=port, pool=pool, remote=remote,
+                             worker_timeout_s=worker_timeout_s, join_command=join_command)
+    return run(prepared.search, executor, reporter=reporter, config=prepared.config,
+               config_text=prepared.config_text, resume=resume, resume_command=resume_command,
+               structure=prepared.structure, started=started)

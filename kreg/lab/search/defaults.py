@@ -4,7 +4,7 @@ Regularization matters most on small data, and there a holdout validation
 split is too small to choose with: 14 validation examples tied 7 of 10 trials
 and picked a plan that tested significantly worse than none. So the search's
 ``cv``, ``select`` and ``batch_size`` default to ``"auto"``, resolved here
-once the data is loaded (``kreg.lab.search.tune.prepare``); a value the user
+once the data is loaded (``kreg.lab.search.prepare.prepare``); a value the user
 gives is always kept. Each decision comes back as one line for the console
 and the parent run.
 

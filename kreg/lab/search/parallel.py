@@ -228,7 +228,7 @@ def join(tune_kwargs, host: str, port: int, *, tuner_id: str, echo: bool = True,
     from kreg.lab.errors import ConfigError, DataError
     from kreg.lab.search import signals
     from kreg.lab.search.rpc import ChiefLost, Connection, quiet_mlflow
-    from kreg.lab.search.tune import prepare
+    from kreg.lab.search.prepare import prepare
     from kreg.lab.search.worker import EXIT_FAILED, EXIT_REFUSED, JoinError, run_worker
 
     quiet_mlflow()
@@ -296,7 +296,7 @@ def run_parallel(tune_kwargs: dict, *, workers: int, chief: str | None = None, w
     import sys
 
     from kreg.lab.search.rpc import parse_address
-    from kreg.lab.search.tune import prepare
+    from kreg.lab.search.prepare import prepare
 
     check_workers(workers, chief, worker_timeout)
     host, port = parse_address(chief) if chief else ("127.0.0.1", 0)

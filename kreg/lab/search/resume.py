@@ -35,9 +35,10 @@ from kreg.lab.errors import ResumeError
 from kreg.lab.search import spec as spec_module
 from kreg.lab.search.state import PROJECT, StateLock, open_tuner, settle, state_dir
 from kreg.lab.tracking.records import ENDED, FAILED, KILLED, TrialRecord
+from kreg.lab.tracking import tags as tag
 
 UNFINISHED = ("RUNNING", "KILLED", "FAILED")
-RESUMES_TAG = "kreg.resumes"
+RESUMES_TAG = tag.RESUMES  # kept under its old name
 
 
 @dataclasses.dataclass
@@ -101,14 +102,14 @@ def open_session(search, tracker, *, config: dict, config_text: str, structure: 
         lock.release()
         raise ResumeError(f"search {parent_id} has finished trials but its keras-tuner state ({directory}) is "
                           "missing: it cannot be continued without rerunning them; start a new search")
-    unclosed = [r for r in children if r.info.status == "RUNNING" and r.data.tags.get("kreg.trial_status") in ENDED]
+    unclosed = [r for r in children if r.info.status == "RUNNING" and r.data.tags.get(tag.TRIAL_STATUS) in ENDED]
     session.closed = close_stale(tracker.client, children)
     restore_artifacts(tracker, search, unclosed)
     client = tracker.client
     client.update_run(parent_id, status="RUNNING")
     client.set_tag(parent_id, RESUMES_TAG, str(int(parent.data.tags.get(RESUMES_TAG, "0")) + 1))
-    if "kreg.error" in parent.data.tags:  # the interruption's line; the end of this run says what happened
-        client.delete_tag(parent_id, "kreg.error")
+    if tag.ERROR in parent.data.tags:  # the interruption's line; the end of this run says what happened
+        client.delete_tag(parent_id, tag.ERROR)
     return session
 
 
@@ -122,7 +123,7 @@ def find_parent(tracker, name: str, resume):
         except Exception:
             raise ResumeError(f"no run {resume} {where}") from None
         tags = run.data.tags
-        if tags.get("kreg.role") != "search" or "mlflow.parentRunId" in tags:
+        if not tag.is_search_parent(tags):
             raise ResumeError(f"run {resume} is not a kreg search's parent run")
         if run.info.experiment_id != tracker.experiment_id:
             raise ResumeError(f"search {resume} is not {where}: pass its --experiment/--tracking-uri")
@@ -130,10 +131,9 @@ def find_parent(tracker, name: str, resume):
             raise ResumeError(f"search {resume} is {run.info.status}: nothing to resume "
                               "(run without --resume to start a new search)")
         return run
-    runs = client.search_runs([tracker.experiment_id], filter_string="tags.`kreg.role` = 'search'",
-                              order_by=["attributes.start_time DESC"], max_results=1000)
+    runs = tag.search_parents(client, [tracker.experiment_id])
     for run in runs:
-        if run.data.tags.get("kreg.pipeline") == name and run.info.status in UNFINISHED:
+        if run.data.tags.get(tag.PIPELINE) == name and run.info.status in UNFINISHED:
             return run
     raise ResumeError(f"no unfinished search of pipeline '{name}' {where} to resume "
                       "(run without --resume to start one)")
@@ -158,14 +158,8 @@ def check_unchanged(tracker, parent, spec: dict) -> None:
 
 
 def child_runs(tracker, parent_id: str) -> list:
-    client, runs, token = tracker.client, [], None
-    while True:
-        page = client.search_runs([tracker.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'",
-                                  order_by=["attributes.start_time ASC"], max_results=1000, page_token=token)
-        runs += list(page)
-        token = page.token
-        if not token:
-            return runs
+    """The search's child runs (its trials), oldest first."""
+    return tag.child_runs(tracker.client, tracker.experiment_id, parent_id)
 
 
 def close_stale(client, runs) -> int:
@@ -174,14 +168,14 @@ def close_stale(client, runs) -> int:
     for run in runs:
         if run.info.status != "RUNNING":
             continue
-        committed = run.data.tags.get("kreg.trial_status")
+        committed = run.data.tags.get(tag.TRIAL_STATUS)
         if committed in (*ENDED, FAILED):  # its result is written: only the closing was missed
             client.set_terminated(run.info.run_id, "FINISHED" if committed in ENDED else "FAILED")
         else:
-            client.set_tag(run.info.run_id, "kreg.trial_status", KILLED)
-            client.set_tag(run.info.run_id, "kreg.interrupted_by", "the process ended (kill -9 or a crash)")
+            client.set_tag(run.info.run_id, tag.TRIAL_STATUS, KILLED)
+            client.set_tag(run.info.run_id, tag.INTERRUPTED_BY, "the process ended (kill -9 or a crash)")
             client.set_terminated(run.info.run_id, KILLED)
-            run.data.tags["kreg.trial_status"] = KILLED
+            run.data.tags[tag.TRIAL_STATUS] = KILLED
         closed += 1
     return closed
 
@@ -212,7 +206,7 @@ def restore_artifacts(tracker, search, runs) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             path = plots.learning_curves(history, Path(tmp) / "learning_curves.png", metric=metric,
                                          kept_epoch=int(kept) if kept else None,
-                                         title=f"trial {tags.get('kreg.trial_id')}: {tags.get('kreg.plan', '')}")
+                                         title=f"trial {tags.get(tag.TRIAL_ID)}: {tags.get(tag.PLAN, '')}")
             client.log_artifact(run_id, str(path))
         restored += 1
     return restored
@@ -240,8 +234,8 @@ def committed_records(client, runs) -> dict:
     records = {}
     for run in runs:  # oldest first: a later commit of the same id wins
         tags = run.data.tags
-        if tags.get("kreg.trial_status") in (*ENDED, FAILED) and "kreg.trial_id" in tags:
-            records[tags["kreg.trial_id"]] = _read_record(client, run)
+        if tags.get(tag.TRIAL_STATUS) in (*ENDED, FAILED) and tag.TRIAL_ID in tags:
+            records[tags[tag.TRIAL_ID]] = _read_record(client, run)
     return records
 
 
@@ -251,8 +245,8 @@ def _read_record(client, run) -> TrialRecord:
         return TrialRecord.from_json(read_artifact(client, run, "trial.json"), run_id=run_id)
     except Exception:  # no trial.json: what the run's tags and last metric values say
         metrics = dict(run.data.metrics)
-        return TrialRecord(trial_id=tags["kreg.trial_id"], status=tags["kreg.trial_status"], metrics=metrics,
-                           reason=tags.get("kreg.failure_reason", ""), run_id=run_id,
+        return TrialRecord(trial_id=tags[tag.TRIAL_ID], status=tags[tag.TRIAL_STATUS], metrics=metrics,
+                           reason=tags.get(tag.FAILURE_REASON, ""), run_id=run_id,
                            duration_s=metrics.get("duration_s", 0.0),
                            objective=next((v for k, v in metrics.items() if k.startswith("kept_val_")), None))
 

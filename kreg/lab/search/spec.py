@@ -19,8 +19,9 @@ import json
 
 import numpy as np
 
+from kreg.lab.tracking.tags import FINGERPRINT as FINGERPRINT_TAG
+
 SPEC_ARTIFACT = "search_spec.json"
-FINGERPRINT_TAG = "kreg.search_fingerprint"
 
 # Top-level sections of the spec -> how a refusal names them, in the order they are reported.
 _SECTIONS = {

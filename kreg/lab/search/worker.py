@@ -32,6 +32,7 @@ import time
 from kreg.errors import KregError
 from kreg.lab.search import signals
 from kreg.lab.search.rpc import ChiefLost, Connection, OracleClient
+from kreg.lab.tracking import tags as tag
 
 EXIT_DONE, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2
 
@@ -169,7 +170,7 @@ def run_worker(prepared, connection: Connection, info: dict, *, tuner_id: str, e
     """Joins the chief's search and runs trials until it ends; returns the exit code.
 
     ``prepared`` is the worker's own resolution of the search
-    (``kreg.lab.search.tune.prepare``); ``info`` the chief's ``Info``.
+    (``kreg.lab.search.prepare.prepare``); ``info`` the chief's ``Info``.
     """
     from kreg.lab.tracking.mlflow import SearchTracker
     from kreg.lab.trial.runner import TrialRunner
@@ -223,7 +224,7 @@ def _tag_runs(tracker, tuner_id: str) -> None:
 
     def tagged(trial_id, hp_values, plan):
         run = start_trial(trial_id, hp_values, plan)
-        run.set_tags({"kreg.worker": tuner_id})
+        run.set_tags({tag.WORKER: tuner_id})
         return run
 
     tracker.start_trial = tagged

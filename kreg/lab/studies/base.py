@@ -1,4 +1,4 @@
-"""What every study shares: the resolved search it trains with, its MLflow runs, its verdict.
+"""What every study shares: the resolved problem it trains on, its MLflow runs, its verdict.
 
 A study answers one claim of the seeds on the user's own model and data. It
 is one MLflow parent run (tags ``kreg.role = study``, ``kreg.study = KIND``,
@@ -6,9 +6,10 @@ is one MLflow parent run (tags ``kreg.role = study``, ``kreg.study = KIND``,
 it trains (tag ``kreg.point``: the training size, the member count...), its
 figures as the parent's metrics and its plot(s) as the parent's artifacts.
 
-Training goes through the search's own machinery (``prepare`` resolves the
-model, data, task and settings exactly as ``kreg.tune`` does; ``fit_plan``
-and ``final_metrics`` train and measure a plan as a trial does), so a study
+Training goes through the trial's own machinery (``prepare_problem``
+resolves and checks the model, data, task and training exactly as
+``kreg.tune`` does, into a ``Problem``: no tuner, no search; ``fit_plan`` and
+``final_metrics`` train and measure a plan on it as a trial does), so a study
 sees the model a search would train, with train figures in inference mode.
 """
 
@@ -22,6 +23,7 @@ from typing import Any, Callable
 
 from kreg.lab.task import Classification
 from kreg.lab.trial.predict import inference_outputs  # noqa: F401  (the studies' import of it)
+from kreg.lab.tracking import tags as tag
 
 # Class probabilities (n, classes) from a model's outputs and its head (softmax, logits, sigmoid...).
 probabilities = Classification.probabilities
@@ -59,17 +61,25 @@ class Study:
 
 
 class StudyContext:
-    """The resolved search, the plan to compare with the baseline, and the study's MLflow runs."""
+    """The resolved problem, the plan to compare with the baseline, and the study's MLflow runs.
 
-    def __init__(self, prepared, tracker, kind: str, out_dir: Path, echo: Callable[[str], None]):
-        self.prepared, self.search, self.tracker = prepared, prepared.search, tracker
+    ``problem`` (also ``search``, the name the studies read it by) is a ``kreg.lab.trial.problem.Problem``.
+    """
+
+    def __init__(self, problem, space, tracker, kind: str, out_dir: Path, echo: Callable[[str], None]):
+        self.search = problem
+        self.space, self.tracker = space, tracker
         self.kind, self.out_dir, self.echo = kind, out_dir, echo
-        settings = self.search.training.settings()
+        settings = problem.training.settings()
         from kreg.lab.plan import RegularizationPlan
 
         self.baseline = RegularizationPlan(**settings)
-        self.plan = self.search.space.largest_plan(settings)  # the study's fixed techniques
+        self.plan = space.largest_plan(settings)  # the study's fixed techniques
         self.train_sample = self.search.splits.train_sample(self.search.train_eval_samples)
+
+    @property
+    def problem(self):
+        return self.search
 
     @property
     def metric(self) -> str:
@@ -107,8 +117,8 @@ class StudyContext:
 
         run = self.tracker.client.create_run(
             self.tracker.experiment_id, run_name=f"{self.kind}-{point}",
-            tags={"mlflow.parentRunId": self.tracker.parent_id, "kreg.study": self.kind, "kreg.point": point,
-                  "kreg.plan": plan.describe(), "kreg.techniques": ",".join(plan.active_techniques()) or "baseline"})
+            tags={tag.PARENT: self.tracker.parent_id, tag.STUDY: self.kind, tag.POINT: point,
+                  tag.PLAN: plan.describe(), tag.TECHNIQUES: ",".join(plan.active_techniques()) or "baseline"})
         child = TrialRun(self.tracker.client, run.info.run_id)
         child.log_metrics(metrics)  # TrialRun writes the finite numbers
         child.finish("COMPLETED")
@@ -120,7 +130,7 @@ def run_study(study: Study, model, data, *, plan: dict | None = None, epochs: in
               task=None, **options) -> StudyResult:
     """Resolves the model and data as ``kreg.tune`` does, runs ``study`` under one MLflow parent run."""
     from kreg.lab.errors import ConfigError, DataError
-    from kreg.lab.search.tune import prepare
+    from kreg.lab.search.prepare import prepare_problem
     from kreg.lab.tracking import notes
     from kreg.lab.tracking.mlflow import SearchTracker, TrialRun
     from kreg.lab.tracking.store import check_tracking_uri, resolve_tracking_uri
@@ -131,33 +141,31 @@ def run_study(study: Study, model, data, *, plan: dict | None = None, epochs: in
                           f"an option of the {study.kind} study ({', '.join(sorted(study.options)) or 'none'})")
     values = study.check(**{**study.options, **options})
     uri = check_tracking_uri(resolve_tracking_uri(tracking_uri))
-    prepared = prepare(model, data, techniques=plan or {}, epochs=epochs, batch_size=batch_size,
-                       learning_rate=learning_rate, optimizer=optimizer, tuner="random", max_trials=1, seed=seed,
-                       cv=None,  # a study trains on the splits as they are: no search, nothing to choose
-                       model_args=model_args, tracking_uri=uri, experiment=experiment, task=task,
-                       name=f"study-{study.kind}")
+    problem, space = prepare_problem(model, data, techniques=plan or {}, epochs=epochs, batch_size=batch_size,
+                                     learning_rate=learning_rate, optimizer=optimizer, seed=seed,
+                                     model_args=model_args, task=task)
     echo = print if verbose else (lambda line: None)
     tracker = SearchTracker(uri, experiment)
     start = time.perf_counter()
     parent = tracker.client.create_run(
         tracker.experiment_id, run_name=f"{study.kind}-{time.strftime('%Y%m%d-%H%M%S')}",
-        tags={"kreg.role": "study", "kreg.study": study.kind, "kreg.claim": study.claim,
-              "kreg.task": prepared.search.task.describe(), "kreg.model": prepared.search.model.describe(),
+        tags={tag.ROLE: tag.STUDY_ROLE, tag.STUDY: study.kind, tag.CLAIM: study.claim,
+              tag.TASK: problem.task.describe(), tag.MODEL: problem.model.describe(),
               **notes.note_tags(notes.study_note(study.kind, study.claim))})
     tracker.parent_id = parent.info.run_id
-    tracker._log_params(tracker.parent_id, {"epochs": epochs, "seed": seed, **values, "plan": _describe(prepared)})
+    tracker._log_params(tracker.parent_id, {"epochs": epochs, "seed": seed, **values, "plan": _describe(problem, space)})
     echo(f"kreg study {study.kind}: {study.claim}")
-    echo(f"  model: {prepared.search.model.describe()}; plan compared with the baseline: {_describe(prepared)}")
+    echo(f"  model: {problem.model.describe()}; plan compared with the baseline: {_describe(problem, space)}")
     status = "FAILED"
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            ctx = StudyContext(prepared, tracker, study.kind, Path(tmp), echo)
+            ctx = StudyContext(problem, space, tracker, study.kind, Path(tmp), echo)
             points, figures, held, verdict, plots = study.run(ctx, **values)
             TrialRun(tracker.client, tracker.parent_id).log_metrics(figures)  # finite numbers only
             for path in plots:
                 tracker.client.log_artifact(tracker.parent_id, str(path))
-            tracker.client.set_tag(tracker.parent_id, "kreg.verdict", verdict)
-            tracker.client.set_tag(tracker.parent_id, "kreg.held", str(held).lower())
+            tracker.client.set_tag(tracker.parent_id, tag.VERDICT, verdict)
+            tracker.client.set_tag(tracker.parent_id, tag.HELD, str(held).lower())
             notes.set_note(tracker.client, tracker.parent_id, notes.study_note(study.kind, study.claim, verdict, held))
             status = "FINISHED"
             echo(f"{'HELD' if held else 'DID NOT HOLD'}: {verdict}")
@@ -178,16 +186,14 @@ def run_study(study: Study, model, data, *, plan: dict | None = None, epochs: in
 
 def _delete_runs(tracker) -> None:
     """Deletes the study's parent run and its nested runs (MLflow keeps them as deleted, out of sight)."""
-    children = tracker.client.search_runs([tracker.experiment_id],
-                                          f"tags.mlflow.parentRunId = '{tracker.parent_id}'")
+    children = tag.child_runs(tracker.client, tracker.experiment_id, tracker.parent_id)
     for run in children:
         tracker.client.delete_run(run.info.run_id)
     tracker.client.delete_run(tracker.parent_id)
 
 
-def _describe(prepared) -> str:
-    settings = prepared.search.training.settings()
-    return prepared.search.space.largest_plan(settings).describe()
+def _describe(problem, space) -> str:
+    return space.largest_plan(problem.training.settings()).describe()
 
 
 def save_figure(fig, path: Path) -> Path:

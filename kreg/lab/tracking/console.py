@@ -33,9 +33,9 @@ class RichReporter:
         budget = getattr(search.settings, "budget", None)
         how_many = f"up to {total} trials" if total is not None else "trials"
         if budget is not None:
-            from kreg.lab.search.budget import show
+            from kreg.lab.tracking.records import show_duration
 
-            how_many += f" within {show(budget)}"
+            how_many += f" within {show_duration(budget)}"
         self.console.print(
             f"[bold]kreg tune[/] {search.name}: {search.settings.tuner} search, {how_many} x "
             f"{search.training.epochs} epochs, objective {search.objective.name} ({search.objective.direction})\n"

@@ -51,6 +51,7 @@ from kreg.errors import KregError
 from kreg.lab.tracking import notes, system, views
 from kreg.lab.tracking.records import ENDED
 from kreg.lab.tracking.store import artifact_root_for, file_lock, local_store_path, resolve_tracking_uri
+from kreg.lab.tracking import tags as tag
 
 _EXPERIMENT_KIND = "mlflow.experimentKind"
 _PARAM_BATCH = 100  # MLflow's limit of params per log_batch
@@ -211,9 +212,9 @@ class TrialRun:
     def finish(self, status: str, reason: str = "") -> None:
         self.stop_monitor()
         self.flush()
-        tags = [RunTag("kreg.trial_status", status)]
+        tags = [RunTag(tag.TRIAL_STATUS, status)]
         if reason:
-            tags.append(RunTag("kreg.failure_reason", reason[:5000]))
+            tags.append(RunTag(tag.FAILURE_REASON, reason[:5000]))
         self.client.log_batch(self.run_id, tags=tags)
         # COMPLETED and PRUNED -> FINISHED; KILLED (a signal) stays KILLED; FAILED -> FAILED.
         self.client.set_terminated(self.run_id, {"COMPLETED": "FINISHED", "PRUNED": "FINISHED",
@@ -298,7 +299,7 @@ class SearchTracker:
         run = self.client.create_run(
             self.experiment_id,
             run_name=run_name,
-            tags={"kreg.pipeline": pipeline_name, "kreg.role": "search",
+            tags={tag.PIPELINE: pipeline_name, tag.ROLE: tag.SEARCH_ROLE,
                   **notes.note_tags(notes.search_started_note(pipeline_name))},
         )
         self.parent_id = run.info.run_id
@@ -338,7 +339,7 @@ class SearchTracker:
                                        max_results=10000)
         out = {}
         for run in runs:
-            status = run.data.tags.get("kreg.trial_status")
+            status = run.data.tags.get(tag.TRIAL_STATUS)
             if status in ENDED and run.info.run_id not in known:
                 history = sorted(self.client.get_metric_history(run.info.run_id, metric), key=lambda m: m.step)
                 out[run.info.run_id] = (status, [m.value for m in history])
@@ -350,10 +351,10 @@ class SearchTracker:
             run_name=f"trial-{trial_id}",
             tags={
                 "mlflow.parentRunId": self.parent_id,
-                "kreg.trial_id": trial_id,
-                "kreg.trial_status": "RUNNING",
-                "kreg.techniques": ",".join(plan.active_techniques()) or "baseline",
-                "kreg.plan": plan.describe(),
+                tag.TRIAL_ID: trial_id,
+                tag.TRIAL_STATUS: "RUNNING",
+                tag.TECHNIQUES: ",".join(plan.active_techniques()) or "baseline",
+                tag.PLAN: plan.describe(),
                 **notes.note_tags(notes.trial_started_note(trial_id, plan)),
             },
         )

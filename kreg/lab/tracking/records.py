@@ -28,6 +28,7 @@ class TrialRecord:
     run_id: str | None = None
     placements: dict = dataclasses.field(default_factory=dict)  # technique -> layers it went into
     folds: list = dataclasses.field(default_factory=list)  # cross-validation: each fold's end figures
+    fold_curves: list = dataclasses.field(default_factory=list)  # cross-validation: each fold's objective per epoch
     diagnoses: list = dataclasses.field(default_factory=list)  # {kind, evidence, advice}: see analysis.diagnoses
 
     def to_json(self) -> str:
@@ -98,3 +99,13 @@ def markdown_table(rows: list[dict]) -> str:
 def stopped_by_budget(metrics: dict) -> bool:
     """Whether a PRUNED trial was stopped by the budget (``budget_stopped_at_epoch``/``_fold``), not by its curve."""
     return "budget_stopped_at_epoch" in metrics or "budget_stopped_at_fold" in metrics
+
+
+def show_duration(seconds: float) -> str:
+    """``1h02m``, ``4m31s``, ``38s``."""
+    seconds = max(0.0, float(seconds))
+    if seconds >= 3600:
+        return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+    if seconds >= 60:
+        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    return f"{seconds:.0f}s"

@@ -25,6 +25,7 @@ and kreg uses all three:
 from __future__ import annotations
 
 import json
+from kreg.lab.tracking import tags as tag
 
 VIEW_PREFIX = "mlflow.sharedViewState."
 WORKFLOW = "workflowType=machine_learning"
@@ -82,8 +83,7 @@ def latest_search(client):
     ids = [e.experiment_id for e in experiments]
     found = []
     for i in range(0, len(ids), 100):  # MLflow searches at most 100 experiments at once
-        found += client.search_runs(ids[i:i + 100], "tags.`kreg.role` = 'search'",
-                                    order_by=["attributes.start_time DESC"], max_results=1)
+        found += tag.search_parents(client, ids[i:i + 100], max_results=1)
     if not found:
         return None
     run = max(found, key=lambda r: r.info.start_time or 0)
@@ -103,7 +103,7 @@ def latest_search_lines(uri: str, base: str) -> list[str]:
     if latest is None:
         return []
     experiment, run, key = latest
-    name = run.data.tags.get("kreg.pipeline", run.info.run_name)
+    name = run.data.tags.get(tag.PIPELINE, run.info.run_name)
     return [f"latest search: {name} in experiment '{experiment.name}'",
             f"  its trials: {experiment_url(base, experiment.experiment_id, key)}",
             f"  its parent run (the answer, report.html): {run_url(base, experiment.experiment_id, run.info.run_id)}"]

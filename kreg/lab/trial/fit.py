@@ -18,7 +18,7 @@ import numpy as np
 from kreg.errors import KregError
 from kreg.callbacks import GeneralizationGap, SharpnessProbe, WeightMonitor
 from kreg.lab import timing
-from kreg.lab.search import signals
+from kreg.lab.trial import signals
 from kreg.lab.trial.procedures import build_for_plan, precise_bn, precise_bn_tag, procedure_callbacks, train_data
 
 
@@ -37,7 +37,7 @@ class StopOnNaN(keras.callbacks.Callback):
 
 class SignalCheckpoint(keras.callbacks.Callback):
     """Where a signal stops any training of a search (a trial, a fold, the refit, an ensemble member):
-    after a batch, never inside a write (``kreg.lab.search.signals``)."""
+    after a batch, never inside a write (``kreg.lab.trial.signals``)."""
 
     def on_train_batch_end(self, batch, logs=None):
         signals.checkpoint()

@@ -10,7 +10,7 @@ final figures and then the tag ``kreg.trial_status`` COMPLETED/FAILED are
 written from the main thread. A resume trusts that tag: a run that has it
 is a finished trial (never rerun), one without it was interrupted.
 
-A signal (``SearchInterrupted``, see ``kreg.lab.search.signals``) stops a
+A signal (``SearchInterrupted``, see ``kreg.lab.trial.signals``) stops a
 trial after a training batch: the trial is not recorded as failed; its
 buffered epochs are written, its run ends KILLED (tag ``kreg.trial_status``
 KILLED) and the exception goes on to end the search.
@@ -32,14 +32,15 @@ import keras_tuner as kt
 from kreg.lab import timing
 from kreg.lab.analysis import stats
 from kreg.lab.analysis.diagnoses import diagnose
-from kreg.lab.search import signals
+from kreg.lab.trial import signals
 from kreg.lab.tracking import notes, plots
 from kreg.lab.tracking.mlflow import StoreError
-from kreg.lab.search.pruning import pruner_for
+from kreg.lab.trial.pruning import pruner_for
 from kreg.lab.tracking.records import COMPLETED, ENDED, FAILED, KILLED, PRUNED, TrialRecord
 from kreg.lab.trial import ensemble, measure, memory
 from kreg.lab.trial.fit import Diverged, FoldStart, fit_plan
 from kreg.training.ensemble import _quiet_retracing
+from kreg.lab.tracking import tags as tag
 
 _FINAL_PREFIXES = ("test_", "best_", "kept_", "epochs_run", "best_epoch", "kept_epoch", "single_", "swa_models",
                    "ensemble_members", "scheduled_targets", "cv_", "pruned_", "budget_")
@@ -47,7 +48,7 @@ _FINAL_PREFIXES = ("test_", "best_", "kept_", "epochs_run", "best_epoch", "kept_
 
 class _PruneCheck(keras.callbacks.Callback):
     """After every epoch, asks the search's pruner whether this trial's validation curve can still win;
-    stops the training at the end of the epoch when it cannot (``kreg.lab.search.pruning``)."""
+    stops the training at the end of the epoch when it cannot (``kreg.lab.trial.pruning``)."""
 
     def __init__(self, pruner, objective: str, completed: list, pruned: list):
         super().__init__()
@@ -346,10 +347,10 @@ class TrialRunner:
     def _placements(self, record, fitted, run):
         record.placements = fitted.built.placements
         if run is not None and fitted.precise_bn_tag:  # "on (3 layers, 28 examples in 1 batch; ...)" or "off (...)"
-            run.set_tags({"kreg.precise_bn": fitted.precise_bn_tag})
+            run.set_tags({tag.PRECISE_BN: fitted.precise_bn_tag})
         if run is not None and record.placements:
             # The runs table shows it at a glance; placements.json has the whole lists.
-            run.set_tags({"kreg.placements": "; ".join(
+            run.set_tags({tag.PLACEMENTS: "; ".join(
                 f"{name}: {', '.join(layers[:4])}{' +%d' % (len(layers) - 4) if len(layers) > 4 else ''}"
                 for name, layers in record.placements.items())})
 
@@ -380,7 +381,7 @@ class TrialRunner:
         except signals.SearchInterrupted:  # the folds that finished keep their figures on the KILLED run
             if run is not None and per_fold:
                 self._log_folds(run, per_fold)
-                run.set_tags({"kreg.folds_done": f"{len(per_fold)} of {len(self.folds)}"})
+                run.set_tags({tag.FOLDS_DONE: f"{len(per_fold)} of {len(self.folds)}"})
             raise
         self._placements(record, fitted, run)
         record.folds = per_fold
@@ -394,7 +395,7 @@ class TrialRunner:
             if by_budget:
                 record.metrics["budget_stopped_at_fold"] = by_budget
             if run is not None:
-                run.set_tags({"kreg.folds_done": f"{len(per_fold)} of {len(self.folds)}"})
+                run.set_tags({tag.FOLDS_DONE: f"{len(per_fold)} of {len(self.folds)}"})
         if run is not None:
             for epoch in range(len(record.history.get("loss", []))):
                 run.log_epoch(epoch + 1, {k: v[epoch] for k, v in record.history.items() if epoch < len(v)})
@@ -451,7 +452,7 @@ class TrialRunner:
         self.interrupted.append(record)
         if run is not None:
             try:
-                run.set_tags({"kreg.interrupted_by": exc.name})
+                run.set_tags({tag.INTERRUPTED_BY: exc.name})
                 run.finish(KILLED)  # writes the buffered epochs first
             except Exception:  # the store failing now must not hide the interruption; resume closes the run
                 pass
@@ -483,18 +484,18 @@ class TrialRunner:
         final.update({f"kept_{k}": v for k, v in record.metrics.items() if k.startswith(("train_", "val_", "gap_"))})
         final["duration_s"] = record.duration_s
         run.log_metrics(final, step=int(record.metrics.get("epochs_run", 0)))
-        tags = {"kreg.trial_status": record.status}
+        tags = {tag.TRIAL_STATUS: record.status}
         if record.status == PRUNED:  # the runs table says when and by which rule
             at = (f"after fold {record.metrics['pruned_at_fold']} of {len(self.folds)}" if self.folds else
                   f"after epoch {record.metrics['pruned_at_epoch']} of {self.search.training.epochs}")
             from kreg.lab.tracking.records import stopped_by_budget
 
             by_budget = stopped_by_budget(record.metrics)
-            tags["kreg.pruned"] = f"{at} ({'stopped by the budget' if by_budget else self.pruner.describe()})"
+            tags[tag.PRUNED] = f"{at} ({'stopped by the budget' if by_budget else self.pruner.describe()})"
         if record.diagnoses:  # the runs table shows them; trial.json has evidence and advice
-            tags["kreg.diagnoses"] = "; ".join(f"{d['kind']}: {d['evidence']}" for d in record.diagnoses)
+            tags[tag.DIAGNOSES] = "; ".join(f"{d['kind']}: {d['evidence']}" for d in record.diagnoses)
         if record.reason:
-            tags["kreg.failure_reason"] = record.reason
+            tags[tag.FAILURE_REASON] = record.reason
         tags.update(notes.note_tags(notes.trial_note(record, self.search.task.primary)))  # the run's description
         run.set_tags(tags)
 
