@@ -190,7 +190,36 @@ def test_a_cross_validated_hopeless_trial_stops_before_its_last_fold(tmp_path):
     tags = MlflowClient(uri).get_run(hopeless.run_id).data.tags
     assert tags["kreg.folds_done"] == f"{done} of 4"
     assert tags["kreg.pruned"].startswith(f"after fold {done} of 4 (a paired t-test")
-    assert summary.pruning.startswith("1 of 2 trials pruned by a paired t-test") and summary.best is baseline
+    assert summary.pruning.startswith("1 of 2 trials pruned by the median rule") and summary.best is baseline
+    assert "on each fold's curve and a paired t-test across folds" in summary.pruning
     assert MlflowClient(uri).get_run(summary.parent_run_id).data.metrics["pruned_epochs_saved"] == \
         pytest.approx((4 - done) / 8)  # the folds it did not train, of eight planned
 
+
+
+def test_a_cross_validated_hopeless_trial_is_pruned_inside_its_first_fold(tmp_path):
+    """The epoch rule on a fold's curve: the hopeless trial's fold-1 curve is below the baseline's fold-1 curve
+    after the warm-up epoch, so it stops there and its other folds are never trained."""
+    import kreg
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    summary = kreg.tune("mlp", "wine", model_args={"width": 16, "depth": 1}, tuner="grid", max_trials=2,
+                        techniques={"l2": {"values": [10.0]}}, epochs=6, batch_size=8, cv=4, refit=False,
+                        prune={"rule": "median", "warmup_trials": 1, "warmup_epochs": 1},
+                        tracking_uri=uri, verbose=0, seed=0)
+    baseline, hopeless = summary.records
+    assert baseline.status == "COMPLETED" and [len(c) for c in baseline.fold_curves] == [6, 6, 6, 6]
+    assert hopeless.status == "PRUNED", hopeless.metrics
+    assert (hopeless.metrics["pruned_at_fold"], hopeless.metrics["pruned_at_epoch"]) == (1, 2)
+    assert len(hopeless.folds) == 1 and [len(c) for c in hopeless.fold_curves] == [2]
+    client = MlflowClient(uri)
+    tags = client.get_run(hopeless.run_id).data.tags
+    assert tags["kreg.pruned"] == "at epoch 2 of 6 in fold 1 of 4 (the median rule (after 1 epoch, once 1 trials " \
+                                  "completed) on that fold's curve)"
+    # Each fold's curve is in the store (what another worker's trial is compared with), step = epoch.
+    curve = sorted(client.get_metric_history(baseline.run_id, "fold3_val_accuracy"), key=lambda m: m.step)
+    assert [m.step for m in curve] == [1, 2, 3, 4, 5, 6]
+    assert [m.value for m in curve] == pytest.approx(baseline.fold_curves[2])
+    # Saved: three folds not trained and four epochs of the first, of 2 x 4 x 6 planned.
+    assert client.get_run(summary.parent_run_id).data.metrics["pruned_epochs_saved"] == pytest.approx((18 + 4) / 48)

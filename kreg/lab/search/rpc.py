@@ -227,6 +227,8 @@ def serve(oracle, board: Board, host: str, port: int) -> tuple[grpc.Server, int]
 class ChiefLost(KregError, RuntimeError):
     """The chief stopped answering, or told this worker to stop."""
 
+    exit_code = 1
+
 
 class Connection:
     """A worker's channel to the chief: keras-tuner's oracle stub and kreg's ``Info``/``Beat``."""

@@ -88,8 +88,9 @@ class Pruning(Strict):
     ``rule``: ``median`` (default), ``asha`` or ``none``. The median rule waits for ``warmup_trials``
     completed trials and judges a trial only after ``warmup_epochs`` epochs (default: a third of the
     epochs: regularized trials learn slower at first, and an early verdict would prune them for it);
-    ASHA judges at rungs of ``min_epochs * eta**k`` epochs. Cross-validated trials are not pruned
-    by epoch.
+    ASHA judges at rungs of ``min_epochs * eta**k`` epochs. A cross-validated trial is judged by the
+    same rule on each fold's curve (against the ended trials' curves on that fold), and across folds by
+    a paired t-test against the incumbent.
     """
 
     rule: Literal["median", "asha", "none"] = "median"

@@ -40,6 +40,8 @@ EXIT_DONE, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2
 class JoinError(KregError, ValueError):
     """A worker cannot join this chief's search (another search, another store): says why."""
 
+    exit_code = 2
+
 
 class Heartbeat(threading.Thread):
     """Beats every ``interval_s`` with the worker's progress; stops the worker when the chief is lost."""

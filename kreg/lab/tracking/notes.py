@@ -100,6 +100,13 @@ def trial_note(record, metric: str) -> str:
                  else f"fold {int(m.get('budget_stopped_at_fold', 0))}")
         lines += [f"**Stopped by the budget** after {where}: one more would have eaten into the time kept for "
                   "the refit; it is never the answer.", ""]
+    elif record.status == PRUNED and "pruned_at_fold" in m and "pruned_at_epoch" in m:
+        lines += [f"**Pruned** at epoch {int(m['pruned_at_epoch'])} of fold {int(m['pruned_at_fold'])}: its "
+                  "validation curve on that fold could not win against the curves the ended trials had on the same "
+                  "fold (the search's pruning rule); its later folds were not trained; it is never the answer.", ""]
+    elif record.status == PRUNED and "pruned_at_fold" in m:
+        lines += [f"**Pruned** after fold {int(m['pruned_at_fold'])}: its fold scores were significantly worse than "
+                  "the incumbent's on the same folds (a paired t-test); it is never the answer.", ""]
     elif record.status == PRUNED:
         lines += [f"**Pruned** after epoch {int(m.get('pruned_at_epoch', 0))}: its validation curve could not win "
                   "against the trials that had ended (the search's pruning rule); it is never the answer.", ""]

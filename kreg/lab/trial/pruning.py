@@ -21,8 +21,11 @@ Two rules, as Optuna and Ray Tune define them:
   every ended trial had at that rung (its own included). With fewer than
   ``eta`` values at a rung there is nothing to halve yet and it goes on.
 
-A cross-validated trial is judged across folds instead (``FoldRule``):
-after each fold from the second on, a one-sided paired t-test of its fold
+A cross-validated trial is judged twice. Within each fold, by the same
+epoch rule, its curve against the curves the ended trials had on that same
+fold (fold k of every trial holds the same examples, so its curves compare;
+a trial stopped there is pruned whole: its later folds are not trained).
+And across folds (``FoldRule``): after each fold from the second on, a one-sided paired t-test of its fold
 scores against the incumbent's on the same folds (the best trial that has
 ended) stops it when it is significantly worse (``alpha`` 0.05). Why a
 t-test and not Wilcoxon's signed-rank test (Optuna's ``WilcoxonPruner``):
@@ -190,8 +193,14 @@ class Pruner:
 
     def describe(self) -> str:
         if self.by_fold:
-            bar = "the incumbent minus one SE" if self.one_se else "the incumbent"
-            return f"a paired t-test across folds against {bar}, alpha {self.fold.alpha}"
+            return f"{self.describe_epochs()} on each fold's curve and {self.describe_fold_test()}"
+        return self.describe_epochs()
+
+    def describe_fold_test(self) -> str:
+        bar = "the incumbent minus one SE" if self.one_se else "the incumbent"
+        return f"a paired t-test across folds against {bar}, alpha {self.fold.alpha}"
+
+    def describe_epochs(self) -> str:
         if self.rule == "median":
             w = self.median.warmup_epochs
             return f"the median rule (after {w} epoch{'' if w == 1 else 's'}, once {self.median.warmup_trials} " \
@@ -209,7 +218,8 @@ def default_warmup_epochs(epochs: int) -> int:
 
 def pruner_for(search) -> Pruner | None:
     """The search's pruner, or None: pruning off, or Hyperband (which stops trials by its own brackets).
-    A cross-validated search's pruner judges across folds (``by_fold``), never by epoch."""
+    A cross-validated search's pruner judges each fold's curve by epoch, against the ended trials' curves on
+    the same fold, and the trial across folds (``by_fold``)."""
     return pruner_from(search.settings, search.training.epochs, search.objective.direction)
 
 
@@ -233,8 +243,9 @@ def epochs_saved(records, max_epochs: int, folds: int = 0) -> tuple[int, float]:
     pruned = [r for r in records if r.status == PRUNED]
     per_trial = max_epochs * max(1, folds)
     planned = per_trial * sum(r.status in ENDED for r in records)
-    if folds:
-        saved = sum((folds - int(r.metrics.get("pruned_at_fold", folds))) * max_epochs for r in pruned)
+    if folds:  # the folds it did not train, and the rest of the fold the epoch rule stopped
+        saved = sum((folds - int(r.metrics.get("pruned_at_fold", folds))) * max_epochs
+                    + (max_epochs - int(r.metrics.get("pruned_at_epoch", max_epochs))) for r in pruned)
     else:
         saved = sum(max_epochs - int(r.metrics.get("epochs_run", max_epochs)) for r in pruned)
     return len(pruned), (saved / planned if planned else 0.0)

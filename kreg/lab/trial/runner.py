@@ -46,6 +46,11 @@ _FINAL_PREFIXES = ("test_", "best_", "kept_", "epochs_run", "best_epoch", "kept_
                    "ensemble_members", "scheduled_targets", "cv_", "pruned_", "budget_")
 
 
+def _fold_curve_metric(i: int, objective: str) -> str:
+    """The metric holding fold ``i``'s (from 0) objective per epoch: ``fold1_val_accuracy``."""
+    return f"fold{i + 1}_{objective}"
+
+
 class _PruneCheck(keras.callbacks.Callback):
     """After every epoch, asks the search's pruner whether this trial's validation curve can still win;
     stops the training at the end of the epoch when it cannot (``kreg.lab.trial.pruning``)."""
@@ -365,10 +370,17 @@ class TrialRunner:
         stopped = None  # folds done when the fold test (or the budget) stopped the trial
         fold_began, longest_fold, by_budget = time.perf_counter(), 0.0, None
         start = FoldStart() if FoldStart.reusable(plan) else None  # one model for every fold, reset between
+        within = self.pruner is not None and self.pruner.active and not plan.is_baseline
+        pruned_in_fold = None  # (fold, epoch) when the epoch rule stopped a fold's curve
         try:
             with _quiet_retracing():  # a plan that needs a new model per fold retraces: the warning means nothing
                 for i, (fold, sample) in enumerate(self.folds):
-                    fitted = self._fold(plan, index, epochs, i, fold, sample, per_fold, histories, start)
+                    check = self._fold_check(i) if within else None
+                    fitted = self._fold(plan, index, epochs, i, fold, sample, per_fold, histories, start, check)
+                    record.fold_curves.append(list(fitted.history.get(search.objective.name, [])))
+                    if check is not None and check.stopped_at is not None:
+                        stopped, pruned_in_fold = len(per_fold), (i + 1, check.stopped_at)
+                        break  # this fold's curve cannot reach the other trials' on the same fold
                     if judge and self.pruner.should_stop_folds([f[key] for f in per_fold], completed):
                         stopped = len(per_fold)  # significantly worse than the incumbent: stop here
                         break
@@ -392,6 +404,8 @@ class TrialRunner:
         record.objective = record.metrics[f"kept_{search.objective.name}"]
         if stopped:
             record.metrics["pruned_at_fold"] = stopped
+            if pruned_in_fold is not None:
+                record.metrics["pruned_at_epoch"] = pruned_in_fold[1]
             if by_budget:
                 record.metrics["budget_stopped_at_fold"] = by_budget
             if run is not None:
@@ -400,13 +414,29 @@ class TrialRunner:
             for epoch in range(len(record.history.get("loss", []))):
                 run.log_epoch(epoch + 1, {k: v[epoch] for k, v in record.history.items() if epoch < len(v)})
             self._log_folds(run, per_fold)
+            self._log_fold_curves(run, record.fold_curves, search.objective.name)
+
+    def _fold_check(self, i: int):
+        """The epoch rule on fold ``i``'s curve, against the curves the ended trials had on the same fold (the
+        same examples: a fold's difficulty is shared by every trial, so curves compare only fold by fold)."""
+        name = self.search.objective.name
+        series = (lambda r: r.fold_curves[i] if len(r.fold_curves) > i else None)
+        return _PruneCheck(self.pruner, name, *self._ended(_fold_curve_metric(i, name), series))
+
+    @staticmethod
+    def _log_fold_curves(run, curves, objective: str):
+        """Each fold's objective per epoch (``fold1_val_accuracy`` ...): a chart per fold in the UI, and what
+        another worker's (or a resumed search's) trial is compared with on that fold."""
+        for i, curve in enumerate(curves):
+            for epoch, value in enumerate(curve, start=1):
+                run.log_epoch(epoch, {_fold_curve_metric(i, objective): value})
 
     @staticmethod
     def _log_folds(run, per_fold):
         for number, metrics in enumerate(per_fold, start=1):  # MLflow charts them against the fold
             run.log_epoch(number, {f"fold_{k}": v for k, v in metrics.items() if k.startswith(_FOLD_FIGURES)})
 
-    def _fold(self, plan, index, epochs, i, fold, sample, per_fold, histories, start=None):
+    def _fold(self, plan, index, epochs, i, fold, sample, per_fold, histories, start=None, check=None):
         """One fold. With ``start`` (``FoldStart``) the trial's one model is reset to its initial state instead
         of a new one being built: the same start, without tracing the steps again."""
         search = self.search
@@ -418,8 +448,9 @@ class TrialRunner:
                 else:  # the kept model, reset by fit_plan: its traced steps stay instantiated (FoldStart.reseed)
                     start.reseed(search.seed)
         getattr(self.reporter, "fold_started", lambda *_: None)(index, i, len(self.folds))
+        callbacks = (*((check,) if check is not None else ()), _EpochReporter(None, self.reporter, index, epochs))
         fitted, metrics = self._fit(dataclasses.replace(search, splits=fold.splits), plan, epochs, sample,
-                                    _EpochReporter(None, self.reporter, index, epochs), fold_start=start)
+                                    *callbacks, fold_start=start)
         per_fold.append({"fold": fold.name, **metrics})
         histories.append(fitted.history)
         return fitted
@@ -486,12 +517,22 @@ class TrialRunner:
         run.log_metrics(final, step=int(record.metrics.get("epochs_run", 0)))
         tags = {tag.TRIAL_STATUS: record.status}
         if record.status == PRUNED:  # the runs table says when and by which rule
-            at = (f"after fold {record.metrics['pruned_at_fold']} of {len(self.folds)}" if self.folds else
-                  f"after epoch {record.metrics['pruned_at_epoch']} of {self.search.training.epochs}")
             from kreg.lab.tracking.records import stopped_by_budget
 
-            by_budget = stopped_by_budget(record.metrics)
-            tags[tag.PRUNED] = f"{at} ({'stopped by the budget' if by_budget else self.pruner.describe()})"
+            m, epochs = record.metrics, self.search.training.epochs
+            if stopped_by_budget(m):
+                why = "stopped by the budget"
+            elif self.folds and "pruned_at_epoch" in m:  # the epoch rule, on one fold's curve
+                why = f"{self.pruner.describe_epochs()} on that fold's curve"
+            else:
+                why = self.pruner.describe_fold_test() if self.folds else self.pruner.describe()
+            if self.folds and "pruned_at_epoch" in m:
+                at = f"at epoch {m['pruned_at_epoch']} of {epochs} in fold {m['pruned_at_fold']} of {len(self.folds)}"
+            elif self.folds:
+                at = f"after fold {m['pruned_at_fold']} of {len(self.folds)}"
+            else:
+                at = f"after epoch {m['pruned_at_epoch']} of {epochs}"
+            tags[tag.PRUNED] = f"{at} ({why})"
         if record.diagnoses:  # the runs table shows them; trial.json has evidence and advice
             tags[tag.DIAGNOSES] = "; ".join(f"{d['kind']}: {d['evidence']}" for d in record.diagnoses)
         if record.reason:
