@@ -179,7 +179,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=sorted(CASES), action="append")
     parser.add_argument("--demo-seconds", type=float, default=429.0,
-                        help="the demo's wall time to compare the hand-over cost with (README: 7 min 9 s)")
+                        help="the demo's wall time to compare the hand-over cost with (docs/measured.md: 7 min 9 s)")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

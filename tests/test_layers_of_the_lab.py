@@ -1,6 +1,6 @@
 """The lab's layers, read from its source (``ast``): no import circle, no import running back up the layer order.
 
-The order (DESIGN.md, "The lab's shape"): the library (``kreg/*``) below
+The order (docs/guide/internals.md, "The layer order"): the library (``kreg/*``) below
 the lab (``kreg/lab/*``); inside the lab, the foundations (errors,
 timing), the techniques, the task and the plan, the models, then data,
 tracking and analysis, below the trial, below the search, below the
@@ -87,7 +87,7 @@ def _layer(module: str) -> int:
     for index, (_, names) in enumerate(LAYERS):
         if names and parts[2] in names:
             return index
-    raise AssertionError(f"{module} is in no layer: add kreg.lab.{parts[2]} to LAYERS (and to DESIGN.md's order)")
+    raise AssertionError(f"{module} is in no layer: add kreg.lab.{parts[2]} to LAYERS (and to the table in docs/guide/internals.md)")
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ model, built once before the search (``kreg.lab.apply.model_parts``).
 
 ``default_space(model, data)`` is the space, ``explain(model, data)`` the
 space with its reasons; ``kreg techniques --for PIPELINE`` prints the space with each range, why and
-its source; the README's "The default search space" holds the same table.
+its source; docs/guide/defaults.md ("The default search space") holds the same table.
 """
 
 from __future__ import annotations

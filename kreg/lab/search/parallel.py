@@ -22,7 +22,7 @@ sqlite store that is several writers on one file: kreg measured it holds
 a second than a search makes, every write there; MLflow waits up to 20 s for
 sqlite's lock and kreg writes a trial's epochs at most every 5 s), so no
 tracking server is started for a local search. Searches across machines use
-a shared tracking server (README, "Parallel and distributed searches").
+a shared tracking server (docs/guide/parallel.md, "A team: many machines").
 
 Each worker's output goes to ``workers/<label>.log`` in the search's state
 directory; its last lines are shown if it dies.

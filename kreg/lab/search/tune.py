@@ -154,8 +154,8 @@ def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_activ
             function at a module's top level, arrays or a dataset name).
         chief: ``"HOST:PORT"``: serve the oracle there for ``kreg worker``
             processes on other machines too (``workers`` local ones beside
-            them, 0 for none). See the README's "Parallel and distributed
-            searches".
+            them, 0 for none). See docs/guide/parallel.md ("A team: many
+            machines").
         worker_timeout: Seconds without a heartbeat after which a worker is
             given up for dead: its trial runs again on another worker.
 

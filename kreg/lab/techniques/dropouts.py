@@ -62,7 +62,7 @@ class SpatialDropout(Technique):
     defaults = (Default(30, {"min": 0.05, "max": 0.3}, needs="hidden_conv", unless="spatial_dropout",
             why="drops whole feature maps: neighbouring activations of a map are correlated, so unit dropout "
                 "hardly regularizes a convolution",
-            source="Tompson et al. 2015; kreg's MNIST-1D searches chose 0.085 to 0.19 (README, Measured figures)"),)
+            source="Tompson et al. 2015; kreg's MNIST-1D searches chose 0.085 to 0.19 (kreg's docs, Measured figures)"),)
     params = (("rate", "rate"),)
     summary = "spatial dropout after convolution blocks"
     needs = "conv"

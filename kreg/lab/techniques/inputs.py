@@ -129,7 +129,7 @@ AugmentShift.defaults = (Default(10, {"min": 0.02, "max": 0.3}, modalities=("seq
         why="a pattern means the same wherever it sits in a signal: shift it circularly by up to this fraction "
             "of the length",
         source="Greydanus 2020 (MNIST-1D: the digits sit at random offsets); Le Guennec et al. 2016 (a shifted "
-               "window of a series keeps its label); kreg README, Measured figures: shift/scale augmentation with "
+               "window of a series keeps its label); kreg's docs, Measured figures: shift/scale augmentation with "
                "spatial dropout and label smoothing take the flatten CNN on MNIST-1D from 0.92 to 0.978"),)
 AugmentTranslation.defaults = (Default(20, {"min": 0.05, "max": 0.15}, modalities=("image",), needs="float_input",
         why="a small translation keeps an image's label (no flips: they change digits and text)",

@@ -13,7 +13,7 @@ the system-wide figures mix every worker's trials, the process's do not.
 
 Sample ``k`` (step ``k``) is the mean over the ``k``-th interval;
 ``stop`` logs the last, partial one, so a trial shorter than the interval
-still has a point. Cost: see the README ("What a run page shows").
+still has a point. Cost: see docs/guide/answer-and-mlflow.md ("In the MLflow UI").
 """
 
 from __future__ import annotations

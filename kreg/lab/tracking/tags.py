@@ -1,6 +1,6 @@
 """The MLflow tag names kreg writes and reads, and the run queries that filter on them: this module alone spells them.
 
-The names are part of kreg's public contract (the README and the docs list
+The names are part of kreg's public contract (the docs list
 them, MLflow's UI filters on them): a search's parent run, a trial's child
 run, a study's runs. Code elsewhere in the lab uses these constants and the
 queries below, never the strings.

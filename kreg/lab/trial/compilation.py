@@ -6,7 +6,7 @@ compilation cache skips it for a computation it compiled before (the same model,
 shape and JAX version): the folds of a cross-validated trial, the refit of the chosen plan, a
 resumed search, the workers of a parallel search on one machine, the next run of a pipeline.
 Trials whose plans differ compile different computations and gain nothing
-(README, "Which backend").
+(docs/measured.md, "TensorFlow or JAX").
 
 ``KREG_JAX_CACHE`` chooses: unset, ``$XDG_CACHE_HOME/kreg/jax`` (``~/.cache/kreg/jax``); a path,
 that directory; ``off`` (or ``0``, ``false``, ``no``), no cache. A directory the user already gave
