@@ -48,12 +48,12 @@ import json, sys, time
 import keras
 from kreg.lab.config import load_pipeline
 from kreg.lab.plan import RegularizationPlan
-from kreg.lab.search.tune import prepare
+from kreg.lab.search.tune import prepare, request
 from kreg.lab.trial.fit import build_for_plan, train_data
 
 pipeline, jit = sys.argv[1], json.loads(sys.argv[2])
 cfg = load_pipeline(pipeline)
-search = prepare(**cfg.tune_kwargs(source=pipeline)).search
+search = prepare(request(**cfg.tune_kwargs(source=pipeline))).search
 plan = RegularizationPlan(**search.training.settings())
 model, _ = build_for_plan(search, plan, seed=0)
 if jit is not None:

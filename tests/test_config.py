@@ -162,9 +162,9 @@ def test_shipped_pipelines_build_their_baseline_and_largest_plan(path, tmp_path)
     """What `kreg tune` checks before its first trial (the baseline and the largest plan of the space, built on
     the real data): a technique combination a shipped pipeline offers must build. (A penalty summed with
     another once broke breast_cancer_mlp.yaml here, and only `kreg tune` showed it.)"""
-    from kreg.lab.search.tune import prepare
+    from kreg.lab.search.tune import prepare, request
 
     kwargs = load_pipeline(path).tune_kwargs()
     kwargs = {k: v for k, v in kwargs.items() if k not in ("workers", "chief", "worker_timeout", "resume")}
-    prepared = prepare(**{**kwargs, "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"})
+    prepared = prepare(request(**{**kwargs, "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}))
     assert prepared.structure

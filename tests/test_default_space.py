@@ -179,27 +179,27 @@ def test_the_grid_tuner_gets_values_and_no_max_active():
 def test_prepare_searches_the_default_space_and_an_empty_mapping_means_the_baseline_alone(tmp_path):
     from rich.console import Console
 
-    from kreg.lab.search.tune import SearchSummary, prepare
+    from kreg.lab.search.tune import SearchSummary, prepare, request
     from kreg.lab.tracking.console import RichReporter
     from kreg.lab.tracking.notes import search_note
 
     splits = _classes(90, (5,))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     common = dict(model_args={"width": 8, "depth": 1}, tracking_uri=uri, epochs=1)
-    prepared = prepare("mlp", splits, **common)
+    prepared = prepare(request("mlp", splits, **common))
     default = prepared.search.space
     assert default.names == ("dropout", "l2", "label_smoothing", "augment_mixup", "input_noise")
     assert default.origin.startswith("built-in mlp on tabular classification data (")
     assert prepared.config["search"]["techniques"]["l2"] == {"strength": {"min": 1e-6, "max": 1e-2, "scale": "log"}}
-    auto = prepare("mlp", splits, techniques="auto", max_active=1, **common).search.space
+    auto = prepare(request("mlp", splits, techniques="auto", max_active=1, **common)).search.space
     assert auto.names == default.names and auto.max_active == 1
-    alone = prepare("mlp", splits, techniques={}, **common)
+    alone = prepare(request("mlp", splits, techniques={}, **common))
     assert alone.search.space.names == () and alone.search.space.origin == ""
     assert alone.config["search"]["techniques"] == {}
     with pytest.raises(ConfigError, match="`exclusive`.*techniques as well"):
-        prepare("mlp", splits, exclusive=[["l1", "l2"]], **common)
+        prepare(request("mlp", splits, exclusive=[["l1", "l2"]], **common))
     with pytest.raises(ConfigError, match="`techniques`.*a mapping"):
-        prepare("mlp", splits, techniques="everything", **common)
+        prepare(request("mlp", splits, techniques="everything", **common))
     # What the user sees: the console's first lines and the parent run's description say what was searched.
     reporter = RichReporter(Console(record=True, width=400))
     reporter.search_started(prepared.search, 3)

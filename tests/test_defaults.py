@@ -30,9 +30,9 @@ def test_cv_auto_folds_below_the_threshold_and_keeps_the_holdout_above():
 
 
 def _prepare(data, **kw):
-    from kreg.lab.search.tune import prepare
+    from kreg.lab.search.tune import prepare, request
 
-    return prepare("mlp", data, model_args={"width": 8, "depth": 1}, techniques={}, **kw).search
+    return prepare(request("mlp", data, model_args={"width": 8, "depth": 1}, techniques={}, **kw)).search
 
 
 def test_small_data_is_cross_validated_and_chosen_by_one_se_by_default(tmp_path):

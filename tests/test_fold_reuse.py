@@ -62,10 +62,10 @@ def _search(tmp_path, monkeypatch, reuse: bool):
     monkeypatch.setattr(runner_module, "fit_plan", fit_plan)
     if not reuse:
         monkeypatch.setattr(fit_module.FoldStart, "reusable", staticmethod(lambda plan: False))
-    from kreg.lab.search.tune import prepare
+    from kreg.lab.search.tune import prepare, request
 
-    search = prepare(_build, _data(), techniques={}, epochs=2, cv=2, seed=3,
-                     tracking_uri=f"sqlite:///{tmp_path}/mlflow.db").search  # the runner alone: no MLflow, no tuner
+    search = prepare(request(_build, _data(), techniques={}, epochs=2, cv=2, seed=3,
+                             tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")).search  # the runner alone: no MLflow, no tuner
     # randomness in the model (dropout, a shift layer) and in the data pipeline (MixUp), besides the shuffle
     plan = RegularizationPlan(augmentation={"shift": 0.1, "mixup": 0.2})
     record = runner_module.TrialRunner(search).run("0", {}, plan)

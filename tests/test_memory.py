@@ -28,12 +28,12 @@ def _runtime_functions() -> int:
 def test_a_trial_leaves_no_graph_behind(tmp_path):
     """Each trial traces a new model's steps; once it ended, none of them stays (was: the whole training
     graph of every trial, kept by TensorFlow's registry of custom gradients: about 8 MiB a trial)."""
-    from kreg.lab.search.tune import prepare
+    from kreg.lab.search.tune import prepare, request
     from kreg.lab.trial.runner import TrialRunner
 
-    search = prepare("mlp", "wine", techniques={"dropout": {"min": 0.1, "max": 0.5}}, epochs=2, batch_size=16,
-                     model_args={"width": 8, "depth": 1}, train_eval_samples=None,
-                     tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", cv=None).search
+    search = prepare(request("mlp", "wine", techniques={"dropout": {"min": 0.1, "max": 0.5}}, epochs=2, batch_size=16,
+                             model_args={"width": 8, "depth": 1}, train_eval_samples=None,
+                             tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", cv=None)).search
     runner = TrialRunner(search, None, None)
     registry = memory._gradient_registry()
     assert registry is not None  # the pinned TensorFlow keeps it where trial_scope looks

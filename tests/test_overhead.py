@@ -74,7 +74,7 @@ def test_resampled_figures_equal_figures_of_each_resample(classes):
 def searched(tmp_path_factory, wine_splits):
     """A finished 2-trial search on wine (no refit yet): its resolved search, tracker and records."""
     import kreg
-    from kreg.lab.search.tune import prepare
+    from kreg.lab.search.tune import prepare, request
     from kreg.lab.tracking.mlflow import SearchTracker
 
     uri = f"sqlite:///{tmp_path_factory.mktemp('overhead') / 'mlflow.db'}"
@@ -82,7 +82,7 @@ def searched(tmp_path_factory, wine_splits):
                   experiment="overhead", **SMALL)
     summary = kreg.tune("mlp", wine_splits, **kwargs)
     assert summary.status == "FINISHED", summary.error
-    search = prepare("mlp", wine_splits, **kwargs).search
+    search = prepare(request("mlp", wine_splits, **kwargs)).search
     return search, SearchTracker(uri, "overhead"), summary.records
 
 

@@ -151,17 +151,17 @@ def test_sqlite_store_holds_under_several_writers(tmp_path):
 def test_a_worker_with_another_search_is_refused(tmp_path, wine_splits):
     """The chief's fingerprint against the worker's own resolution: a changed space is named, before any trial."""
     from kreg.lab.search import spec as spec_module
-    from kreg.lab.search.tune import prepare
+    from kreg.lab.search.tune import prepare, request
     from kreg.lab.search.worker import JoinError, check_join
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     common = dict(model="mlp", data=wine_splits, model_args={"width": 8, "depth": 1}, tuner="random",
                   max_trials=2, epochs=1, tracking_uri=uri, experiment="join")
-    chief = prepare(techniques={"l2": {"min": 1e-5, "max": 1e-2, "scale": "log"}}, **common)
+    chief = prepare(request(techniques={"l2": {"min": 1e-5, "max": 1e-2, "scale": "log"}}, **common))
     spec = spec_module.search_spec(chief.search, chief.structure)
     info = {"fingerprint": spec_module.fingerprint(spec), "spec": spec, "parent_id": "0" * 32,
             "experiment": "join", "tracking_uri": uri}
-    other = prepare(techniques={"l2": {"min": 1e-5, "max": 1e-1, "scale": "log"}}, **common)
+    other = prepare(request(techniques={"l2": {"min": 1e-5, "max": 1e-1, "scale": "log"}}, **common))
     with pytest.raises(JoinError, match=r"search space changed: .*l2.*0\.01 -> 0\.1"):
         check_join(info, other, lambda *a: pytest.fail("no store is opened for a refused worker"))
 

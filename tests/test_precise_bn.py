@@ -234,7 +234,7 @@ print(json.dumps([keras.ops.convert_to_numpy(l.moving_mean).tolist() for l in bn
 def test_search_answer_carries_the_recomputed_statistics(tmp_path):
     from mlflow.tracking import MlflowClient
 
-    from kreg.lab.search.tune import prepare
+    from kreg.lab.search.tune import prepare, request
     from kreg.lab.trial.procedures import precise_bn
     from kreg.lab.trial.refit import pooled_search
     from kreg.training.precise_bn import batch_norm_layers
@@ -257,7 +257,7 @@ def test_search_answer_carries_the_recomputed_statistics(tmp_path):
     saved = [values([l.moving_mean, l.moving_variance]) for l in bns]
     assert len(bns) == 2
     # precise_bn=False: the same search (prepare resolves what tune would), Keras' moving averages as they are.
-    search = prepare(fcn, data, tracking_uri=uri, experiment="precise-check", precise_bn=False, **args).search
+    search = prepare(request(fcn, data, tracking_uri=uri, experiment="precise-check", precise_bn=False, **args)).search
     assert search.training.precise_bn is False
     batch_size = summary.answer.refit.plan.batch_size or search.training.batch_size
     recompute_batch_norm_statistics(summary.answer.refit.model, pooled_search(search).splits.x_train,
@@ -275,3 +275,23 @@ def test_search_answer_carries_the_recomputed_statistics(tmp_path):
     on, _ = precise_bn(dataclasses.replace(search, training=search.training.model_copy(update={"precise_bn": "auto"})),
                        summary.answer.refit.model, search.splits, batch_size, seed=0)
     assert on is not None and on.every == 1 and on.batch_size == batch_size
+
+
+def test_a_collapsed_baseline_stops_the_search_with_its_line(tmp_path):
+    """Issue 21: the user's FCN at one step per epoch with precise statistics off collapses in inference mode; the
+    search stops after the baseline, saying what to change, instead of running its trials at chance."""
+    from mlflow.tracking import MlflowClient
+
+    x, y = series(36, 0)
+    x_test, y_test = series(30, 1)
+    data = kreg.data.from_arrays(x, y, x_val=x[:12], y_val=y[:12], x_test=x_test, y_test=y_test, standardize="none")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    summary = kreg.tune(fcn, data, techniques={"dropout": {"min": 0.1, "max": 0.5}}, tuner="random", max_trials=3,
+                        cv=None, epochs=20, batch_size=64, learning_rate=0.03, precise_bn=False,
+                        tracking_uri=uri, verbose=0, seed=0)
+    assert len(summary.records) == 1 and summary.status == "FAILED" and summary.answer.refit is None
+    assert summary.error.startswith("stopped after the baseline: inference collapse (training-mode accuracy"), \
+        summary.error
+    assert "precise" in summary.error  # with the statistics off, the line says to turn them on
+    parent = MlflowClient(uri).get_run(summary.parent_run_id)
+    assert parent.info.status == "FAILED" and parent.data.tags["kreg.error"] == summary.error

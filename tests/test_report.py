@@ -74,11 +74,12 @@ def test_diagnoses_name_their_evidence():
 def test_report_is_self_contained_and_renders_in_headless_chromium(tmp_path):
     from kreg.lab.analysis.compare import compare
     from kreg.lab.search.answer import Answer
-    from kreg.lab.search.tune import SearchSummary, prepare
+    from kreg.lab.search.tune import SearchSummary, prepare, request
     from kreg.lab.tracking.report import search_artifacts
 
-    search = prepare("mlp", "wine", techniques={"dropout": {"min": 0.1, "max": 0.5}}, cv=3,
-                     tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", model_args={"width": 8, "depth": 1}).search
+    search = prepare(request("mlp", "wine", techniques={"dropout": {"min": 0.1, "max": 0.5}}, cv=3,
+                             tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+                             model_args={"width": 8, "depth": 1})).search
     records = [_record("0", RegularizationPlan(), 0.90, 0.08), _record("1", RegularizationPlan(dropout=0.2), 0.93, 0.02),
                _record("2", RegularizationPlan(dropout=0.45), 0.91, 0.0)]
     records[0].diagnoses = [{"kind": "still_improving", "evidence": "validation <b>improved</b>", "advice": "train"}]

@@ -338,3 +338,32 @@ def test_hyperband_baseline_trains_every_epoch_and_zero_strength_is_off(tmp_path
                        tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", cv=None)
     assert result.baseline.plan.is_baseline and result.baseline.metrics["epochs_run"] == 9
     assert kreg.RegularizationPlan(l2=0.0, label_smoothing=0.0).is_baseline
+
+
+def test_tune_keywords_become_the_settings_objects_at_once():
+    """tune()'s flat keywords are the request's objects (kreg.lab.search.prepare.request): its documented defaults
+    are the objects' defaults, every keyword lands in an object (none is mistaken for a data option), and a bad
+    value names its field before anything loads (no data read, no store opened)."""
+    import inspect
+    import pickle
+
+    from kreg.lab.search.prepare import Request
+    from kreg.lab.search.tune import _HOW_IT_RUNS, request
+
+    defaults = {k: p.default for k, p in inspect.signature(kreg.tune).parameters.items()
+                if p.default is not inspect.Parameter.empty and k not in _HOW_IT_RUNS}
+    spelled_out, omitted = request("mlp", "wine", **defaults), request("mlp", "wine")
+    assert spelled_out == omitted and spelled_out.data_options == {}
+    assert set(defaults) - {"repeats", "techniques", "exclusive", "monitor"} <= (
+        set(type(omitted.training).model_fields) | set(type(omitted.settings).model_fields)
+        | {f.name for f in __import__("dataclasses").fields(Request)})
+    asked = request("mlp", "nowhere.npz", epochs=3, cv=5, repeats=2, prune="asha", monitor={"weights": False},
+                    techniques={"l2": {"min": 1e-5, "max": 1e-2, "scale": "log"}}, validation_fraction=0.2)
+    assert (asked.training.epochs, asked.settings.cv.folds, asked.settings.cv.repeats) == (3, 5, 2)
+    assert asked.settings.prune.rule == "asha" and asked.monitor.weights is False and not asked.default_space
+    assert asked.space.names == ("l2",) and asked.data_options == {"validation_fraction": 0.2}
+    assert pickle.loads(pickle.dumps(asked)) == asked  # what a local worker process receives
+    for bad, field in ((dict(epochs=0), "`epochs`"), (dict(repeats=2), "`repeats`"), (dict(prune="x"), "`prune.rule`"),
+                       (dict(register="m", refit=False), "`register`"), (dict(train_eval_samples=0), "`train_eval_samples`")):
+        with pytest.raises(ConfigError, match=field):
+            request("mlp", "nowhere.npz", **bad)

@@ -78,12 +78,12 @@ def _environment(values: dict):
 class LocalPool:
     """N worker processes on this machine, started once the chief serves (``start``)."""
 
-    def __init__(self, count: int, tune_kwargs: dict, *, worker_timeout_s: float = 30.0, threads: int | None = None):
+    def __init__(self, count: int, asked, *, worker_timeout_s: float = 30.0, threads: int | None = None):
         self.count = count
         self.threads = threads or max(1, cores() // count)
         self.worker_timeout_s = worker_timeout_s
         try:
-            self.payload = pickle.dumps(tune_kwargs)
+            self.payload = pickle.dumps(asked)  # the search's Request (kreg.lab.search.prepare.request)
         except Exception as exc:
             from kreg.lab.errors import ConfigError
 
@@ -215,32 +215,34 @@ def _local_worker(payload: bytes, host: str, port: int, label: str, log_path: st
     os._exit(code)  # every write is done: skip TensorFlow's and gRPC's slow interpreter teardown
 
 
-def join(tune_kwargs, host: str, port: int, *, tuner_id: str, echo: bool = True, lost_after_s: float = 30.0,
+def join(asked, host: str, port: int, *, tuner_id: str, echo: bool = True, lost_after_s: float = 30.0,
          wait_s: float = 600.0, tracking_uri: str | None = None) -> int:
-    """Joins the chief at ``host:port`` with ``kreg.tune`` arguments; returns the worker's exit code.
+    """Joins the chief at ``host:port`` with the search's request; returns the worker's exit code.
 
-    ``tune_kwargs``: the arguments, or a function of the chief's ``Info``
-    returning them (``kreg worker`` adopts the chief's overrides);
-    ``tracking_uri``: the store this worker writes to (default: the chief's).
+    ``asked``: the chief's ``Request`` (``kreg.lab.search.prepare.request``), or a function of the chief's
+    ``Info`` returning ``kreg.tune`` keywords (``kreg worker`` adopts the chief's overrides; ``request``
+    turns them into the objects as ``tune`` does); ``tracking_uri``: the store this worker writes to
+    (default: the chief's).
     """
+    import dataclasses
     import sys
 
     from kreg.lab.errors import ConfigError, DataError
     from kreg.lab.search import signals
     from kreg.lab.search.rpc import ChiefLost, Connection, quiet_mlflow
-    from kreg.lab.search.prepare import prepare
+    from kreg.lab.search.prepare import prepare, request
     from kreg.lab.search.worker import EXIT_FAILED, EXIT_REFUSED, JoinError, run_worker
 
     quiet_mlflow()
     with signals.owned_signals():
         connection = Connection(host, port)
         try:
-            if callable(tune_kwargs):  # they depend on the chief's settings: ask first
+            if callable(asked):  # the keywords depend on the chief's settings: ask first
                 info = connection.info(wait_s)
-                prepared = prepare(**{**tune_kwargs(info), "experiment": info["experiment"],
-                                      "tracking_uri": tracking_uri or info["tracking_uri"]})
-            else:  # the chief's own arguments: prepare while the chief starts
-                prepared = prepare(**{**tune_kwargs, **({"tracking_uri": tracking_uri} if tracking_uri else {})})
+                prepared = prepare(request(**{**asked(info), "experiment": info["experiment"],
+                                              "tracking_uri": tracking_uri or info["tracking_uri"]}))
+            else:  # the chief's own request: prepare while the chief starts
+                prepared = prepare(dataclasses.replace(asked, tracking_uri=tracking_uri) if tracking_uri else asked)
                 info = connection.info(wait_s)
             return run_worker(prepared, connection, info, tuner_id=tuner_id, echo=echo, lost_after_s=lost_after_s)
         except (ConfigError, DataError, JoinError) as exc:
@@ -285,7 +287,7 @@ def free_port(host: str) -> int:
         return sock.getsockname()[1]
 
 
-def run_parallel(tune_kwargs: dict, *, workers: int, chief: str | None = None, worker_timeout: float = 30.0,
+def run_parallel(asked, *, workers: int, chief: str | None = None, worker_timeout: float = 30.0,
                  verbose: int = 1, reporter=None, resume=False, resume_command: str | None = None,
                  started: float | None = None):
     """``kreg.tune`` with ``workers``/``chief``: this process is the chief; returns the ``SearchSummary``.
@@ -305,11 +307,11 @@ def run_parallel(tune_kwargs: dict, *, workers: int, chief: str | None = None, w
               "report results (keras-tuner's protocol has no login); keep it inside a trusted network",
               file=sys.stderr)
     port = port or free_port(host)
-    pool = LocalPool(workers, tune_kwargs, worker_timeout_s=worker_timeout) if workers > 0 else None
+    pool = LocalPool(workers, asked, worker_timeout_s=worker_timeout) if workers > 0 else None
     if pool is not None:
         pool.start("127.0.0.1" if host in ("0.0.0.0", "::") else host, port)
     try:
-        return _chief(tune_kwargs, prepare(**tune_kwargs), host=host, port=port, pool=pool, remote=chief is not None,
+        return _chief(asked, prepare(asked), host=host, port=port, pool=pool, remote=chief is not None,
                       worker_timeout=worker_timeout, verbose=verbose, reporter=reporter, resume=resume,
                       resume_command=resume_command, started=started)
     except BaseException:
@@ -321,7 +323,7 @@ def run_parallel(tune_kwargs: dict, *, workers: int, chief: str | None = None, w
         raise
 
 
-def _chief(tune_kwargs: dict, prepared, *, host: str, port: int, pool, remote: bool, worker_timeout: float,
+def _chief(asked, prepared, *, host: str, port: int, pool, remote: bool, worker_timeout: float,
            verbose: int, reporter, resume, resume_command: str | None, started: float | None = None):
     from kreg.lab.search.chief import run_chief
 
@@ -334,7 +336,7 @@ def _chief(tune_kwargs: dict, prepared, *, host: str, port: int, pool, remote: b
 
         logging.getLogger("mlflow").setLevel(logging.WARNING)
         reporter = ParallelReporter()
-    source = tune_kwargs.get("source")
+    source = asked.source
     join_command = (f"kreg worker {source} --oracle {{}}" if source and str(source).endswith((".yaml", ".yml"))
                     else "kreg worker PIPELINE --oracle {}")
     return run_chief(prepared, host=host, port=port, pool=pool, remote=remote,

@@ -1,11 +1,13 @@
-"""Preparing a search: ``kreg.tune``'s arguments resolved into a checked ``Search``, before any run exists.
+"""Preparing a search: ``kreg.tune``'s arguments (a ``Request``) resolved into a checked ``Search``, before any run.
 
 Everything is checked here: the settings and the space (``ConfigError``),
 the data (``DataError``), the objective against the task, and the model
 itself: the baseline and the largest plan of the space are built once, so a
 technique that does not fit the model fails now with a clear message
-instead of as a failed trial. The workers of a parallel search call
-``prepare`` with the chief's arguments and must arrive at the same search.
+instead of as a failed trial. ``request`` turns ``tune``'s flat keywords
+into the settings objects (the one place that does); ``prepare`` takes
+them. The workers of a parallel search call ``prepare`` with the chief's
+request and must arrive at the same search.
 """
 
 from __future__ import annotations
@@ -159,23 +161,104 @@ class Prepared:
     structure: str | None = None
 
 
-def prepare(model, data, *, techniques: dict | None = None, exclusive=(), max_active: int | None = None,
-            epochs: int = 30, batch_size: int | None = None, learning_rate: float = 1e-3, optimizer: str = "adam", precise_bn="auto",
-            tuner: str = "bayesian", max_trials: int | None = None, budget=None, objective: str | None = None, gap_penalty: float = 1.0,
-            initial_points: int | None = None, hyperband_factor: int = 3, max_consecutive_failed_trials: int = 3,
-            cv="auto", repeats: int | None = None, select: str = "auto", refit: bool = True,
-            register: str | None = None, prune="median", task=None, loss=None, metrics=None,
-            model_args: dict | None = None, monitor: dict | None = None,
-            train_eval_samples: int | None = 500, seed: int = 0, name: str | None = None,
-            experiment: str | None = None, tracking_uri: str | None = None,
-            config: dict | None = None, config_text: str | None = None,
-            source: str | None = None, **data_options) -> "Prepared":
-    """Resolves ``tune``'s arguments into a checked search, without starting it.
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """What ``kreg.tune`` was asked, as the settings objects, checked and not yet resolved (``request`` builds it).
 
-    Everything ``tune`` checks before any MLflow run exists happens here (the
-    settings, the space, the store, the data, the model built once for the
-    baseline and the largest plan). The workers of a parallel search call it
-    with the chief's arguments and must arrive at the same search.
+    ``training``, ``settings`` and ``monitor`` are the validated settings objects (``kreg.lab.search.settings``),
+    ``space`` the checked ``SearchSpace`` (empty with ``default_space``: kreg's default space is chosen once the
+    baseline is built). ``model`` and ``data`` stay as given (a name, a function, arrays, a path): ``prepare``
+    loads the data and makes the model source. A worker process receives this object pickled.
+    """
+
+    model: Any
+    data: Any
+    training: Training
+    settings: SearchSettings
+    monitor: Monitor
+    space: SearchSpace
+    default_space: bool = False
+    max_active: int | None = None  # of the default space
+    model_args: dict | None = None
+    data_options: dict = dataclasses.field(default_factory=dict)  # the data source's options
+    task: Any = None
+    loss: Any = None  # the user's own loss and metrics, if given
+    metrics: Any = None
+    train_eval_samples: int | None = 500
+    seed: int = 0
+    name: str | None = None
+    experiment: str | None = None
+    tracking_uri: str | None = None
+    register: str | None = None
+    config: dict | None = None  # the pipeline's settings, logged as given (kreg tune PIPELINE)
+    config_text: str | None = None
+    source: str | None = None  # the pipeline file the values came from: errors name its fields
+
+
+_REQUEST_OWN = tuple(f.name for f in dataclasses.fields(Request)
+                     if f.name not in ("model", "data", "training", "settings", "monitor", "space", "default_space",
+                                       "max_active", "data_options"))
+
+
+def request(model, data, **keywords) -> Request:
+    """``kreg.tune``'s keywords turned into the settings objects, every value checked: the one place that does it.
+
+    ``tune`` calls it with all of its keywords; a worker of ``kreg worker`` with the pipeline's (any subset:
+    the objects' own defaults, which are ``tune``'s, fill the rest). A keyword that is a field of ``Training``
+    or ``SearchSettings`` goes there; ``techniques``, ``exclusive`` and ``max_active`` make the space;
+    ``monitor`` the ``Monitor``; ``repeats`` joins ``cv``; what is left is the data source's options.
+    A bad value is a ``ConfigError`` naming the field, before anything loads.
+    """
+    keywords = dict(keywords)
+    source = keywords.get("source")
+    field = "search" if source else None  # YAML names its sections; Python its arguments
+
+    def take(cls) -> dict:
+        return {k: keywords.pop(k) for k in cls.model_fields if k in keywords}
+
+    own = {k: keywords.pop(k) for k in _REQUEST_OWN if k in keywords}
+    register, refit = own.get("register"), keywords.get("refit", True)
+    if register is not None and (not isinstance(register, str) or not register.strip()):
+        raise ConfigError("tracking.register_as" if source else "register", register,
+                          "a Model Registry name (a non-empty string) or None")
+    if register is not None and not refit:
+        raise ConfigError("tracking.register_as" if source else "register", register,
+                          "refit: true as well (the registered model is the refit answer)")
+    training = build(Training, take(Training), source=source, prefix="training." if source else "")
+    repeats = keywords.pop("repeats", None)
+    searching = take(SearchSettings)
+    if repeats is not None:  # kreg.tune(cv=5, repeats=3): the YAML's search.cv.repeats
+        cv = searching.get("cv", "auto")
+        if cv is None or cv is False or cv == "auto":
+            raise ConfigError("repeats", repeats, "cv= as well (repeats of what? e.g. cv=5, repeats=3)")
+        searching["cv"] = {**(cv if isinstance(cv, dict) else {"folds": cv}), "repeats": repeats}
+    settings = build(SearchSettings, searching, source=source, prefix="search." if source else "")
+    monitor = keywords.pop("monitor", None)
+    monitor = monitor if isinstance(monitor, Monitor) else build(Monitor, monitor or {}, source=source,
+                                                                  prefix="monitor.")
+    techniques, exclusive = keywords.pop("techniques", None), keywords.pop("exclusive", ())
+    max_active = keywords.pop("max_active", None)
+    default = techniques is None or (isinstance(techniques, str) and techniques == "auto")  # kreg's default space
+    if default and exclusive:
+        raise ConfigError(f"{field}.exclusive" if field else "exclusive", exclusive,
+                          "techniques as well (the groups name techniques of your own space)", source)
+    space = techniques if isinstance(techniques, SearchSpace) else SearchSpace.from_dict(
+        {} if default else techniques, exclusive=exclusive, max_active=max_active, field=field, source=source)
+    train_eval_samples = own.get("train_eval_samples", 500)
+    if train_eval_samples is not None and (isinstance(train_eval_samples, bool)
+                                           or not isinstance(train_eval_samples, int) or train_eval_samples < 1):
+        raise ConfigError("train_eval_samples", train_eval_samples, "a positive integer or None (all)")
+    return Request(model=model, data=data, training=training, settings=settings, monitor=monitor, space=space,
+                   default_space=default, max_active=max_active, data_options=keywords, **own)
+
+
+def prepare(asked: Request) -> "Prepared":
+    """Resolves a search's ``Request`` (``request``: ``kreg.tune``'s keywords as objects) into a checked search,
+    without starting it.
+
+    Everything ``tune`` checks before any MLflow run exists happens in ``request`` and here (the store, the
+    data, the model built once for the baseline and the largest plan). The workers of a parallel search call
+    it with the chief's request and must arrive at the same search.
 
     Returns:
         A ``Prepared``: ``.search``, ``.config`` and ``.config_text`` (the
@@ -185,43 +268,16 @@ def prepare(model, data, *, techniques: dict | None = None, exclusive=(), max_ac
     from kreg.lab.models.source import ModelSource
     from kreg.lab.tracking.store import check_tracking_uri, resolve_tracking_uri
 
-    field = "search" if source else None  # YAML names its sections; Python its arguments
-    if register is not None and (not isinstance(register, str) or not register.strip()):
-        raise ConfigError("tracking.register_as" if source else "register", register,
-                          "a Model Registry name (a non-empty string) or None")
-    if register is not None and not refit:
-        raise ConfigError("tracking.register_as" if source else "register", register,
-                          "refit: true as well (the registered model is the refit answer)")
-    training = build(Training, dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                                    optimizer=optimizer, precise_bn=precise_bn), source=source,
-                     prefix="training." if source else "")
-    if repeats is not None:  # kreg.tune(cv=5, repeats=3): the YAML's search.cv.repeats
-        if cv is None or cv is False or cv == "auto":
-            raise ConfigError("repeats", repeats, "cv= as well (repeats of what? e.g. cv=5, repeats=3)")
-        cv = {**(cv if isinstance(cv, dict) else {"folds": cv}), "repeats": repeats}
-    settings = build(SearchSettings, dict(
-        tuner=tuner, max_trials=max_trials, budget=budget, objective=objective, gap_penalty=gap_penalty,
-        initial_points=initial_points, hyperband_factor=hyperband_factor,
-        max_consecutive_failed_trials=max_consecutive_failed_trials, cv=cv, select=select, refit=refit,
-        prune=prune),
-        source=source, prefix="search." if source else "")
-    monitor = monitor if isinstance(monitor, Monitor) else build(Monitor, monitor or {}, source=source,
-                                                                  prefix="monitor.")
-    default = techniques is None or (isinstance(techniques, str) and techniques == "auto")  # kreg's default space
-    if default and exclusive:
-        raise ConfigError(f"{field}.exclusive" if field else "exclusive", exclusive,
-                          "techniques as well (the groups name techniques of your own space)", source)
-    space = techniques if isinstance(techniques, SearchSpace) else SearchSpace.from_dict(
-        {} if default else techniques, exclusive=exclusive, max_active=max_active, field=field, source=source)
-    if train_eval_samples is not None and (isinstance(train_eval_samples, bool)
-                                           or not isinstance(train_eval_samples, int) or train_eval_samples < 1):
-        raise ConfigError("train_eval_samples", train_eval_samples, "a positive integer or None (all)")
-    source_model = ModelSource(model, model_args)
+    source, field = asked.source, "search" if asked.source else None
+    training, settings, space, seed = asked.training, asked.settings, asked.space, asked.seed
+    default, loss, metrics = asked.default_space, asked.loss, asked.metrics
+    source_model = ModelSource(asked.model, asked.model_args)
     # The store is checked before the data loads: a bad or unreachable one fails in seconds, not after.
-    tracking_uri = check_tracking_uri(resolve_tracking_uri(tracking_uri))
-    if task is not None:  # a task given in the data's own options (YAML data.task) must not be overridden by None
-        data_options["task"] = task
-    splits = resolve_data(data, seed=seed, **data_options)
+    tracking_uri = check_tracking_uri(resolve_tracking_uri(asked.tracking_uri))
+    data_options = dict(asked.data_options)
+    if asked.task is not None:  # a task given in the data's own options (YAML data.task) must not be overridden
+        data_options["task"] = asked.task
+    splits = resolve_data(asked.data, seed=seed, **data_options)
     the_task = splits.spec.task
     from kreg.lab.search.defaults import resolve as resolve_defaults
 
@@ -242,26 +298,28 @@ def prepare(model, data, *, techniques: dict | None = None, exclusive=(), max_ac
         if the_objective.name.removeprefix("val_") not in compiled:
             raise ConfigError("objective", the_objective.name, "the validation figure of a metric you compile: "
                               + ", ".join(f"val_{m}" for m in sorted(compiled)))
-    name = name or f"{source_model.short_name()}_{splits.spec.dataset or 'data'}".replace(":", "_")
+    name = asked.name or f"{source_model.short_name()}_{splits.spec.dataset or 'data'}".replace(":", "_")
     search = Search(
         name=name, seed=seed, model=source_model, splits=splits, task=the_task, space=space,
-        training=training, settings=settings, monitor=monitor, objective=the_objective,
-        train_eval_samples=train_eval_samples, loss=loss, metrics=metrics,
-        experiment=experiment or name, tracking_uri=tracking_uri, register=register, notes=resolved.notes,
+        training=training, settings=settings, monitor=asked.monitor, objective=the_objective,
+        train_eval_samples=asked.train_eval_samples, loss=loss, metrics=metrics,
+        experiment=asked.experiment or name, tracking_uri=tracking_uri, register=asked.register,
+        notes=resolved.notes,
     )
     from kreg.lab.trial.compilation import enable_persistent_cache
 
     enable_persistent_cache()  # under JAX: compiled steps reused across trials, folds, refits and processes
-    structure, search = _preflight(search, _default_space(max_active) if default else None)
+    structure, search = _preflight(search, _default_space(asked.max_active) if default else None)
+    config = asked.config
     if default and config is not None and isinstance(config.get("search"), dict):  # a pipeline: log what was searched
         config = {**config, "search": {**config["search"], **search.space.to_dict()}}
     if config is None:
         config = {
             "name": name, "seed": seed, "model": source_model.describe(), "data": splits.describe(),
             "task": the_task.describe(), "training": training.model_dump(),
-            "search": {**settings.model_dump(), **search.space.to_dict()}, "monitor": monitor.model_dump(),
+            "search": {**settings.model_dump(), **search.space.to_dict()}, "monitor": asked.monitor.model_dump(),
         }
-    return Prepared(search, config, config_text or yaml.safe_dump(config, sort_keys=False), structure)
+    return Prepared(search, config, asked.config_text or yaml.safe_dump(config, sort_keys=False), structure)
 
 
 def prepare_problem(model, data, *, techniques: dict | None = None, epochs: int = 30, batch_size: int | None = None,

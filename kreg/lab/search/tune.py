@@ -17,8 +17,9 @@ read back, not rerun, and an interrupted trial runs again.
 
 ``workers=N`` runs the trials side by side in N worker processes, and
 ``chief="HOST:PORT"`` lets workers on other machines join (``parallel``,
-``chief``, ``worker``): they resolve the search with ``prepare`` as this
-module does, and the chief closes it with ``finish_search``.
+``chief``, ``worker``): they resolve the search with ``prepare`` from the
+chief's ``Request`` (``tune``'s keywords as the settings objects, built by
+``request`` first thing), and the chief closes it with ``finish_search``.
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ from kreg.lab.errors import ConfigError
 from kreg.lab.search import signals
 # The search's parts, re-exported here where their users have always found them.
 from kreg.lab.search.finish import SearchSummary, finish_search, interrupted_line, one_line, start_budget
-from kreg.lab.search.prepare import Objective, Prepared, Search, prepare, resolve_objective
+from kreg.lab.search.prepare import Objective, Prepared, Request, Search, prepare, request, resolve_objective
 from kreg.lab.search.run import run_search
 from kreg.lab.analysis.selection import pick_best
 
-__all__ = ["Objective", "Prepared", "Search", "SearchSummary", "finish_search", "pick_best", "prepare",
-           "resolve_objective", "run_search", "start_budget", "tune"]
+__all__ = ["Objective", "Prepared", "Request", "Search", "SearchSummary", "finish_search", "pick_best", "prepare",
+           "request", "resolve_objective", "run_search", "start_budget", "tune"]
 
 _one_line, _interrupted_line = one_line, interrupted_line  # their names before the split
 
@@ -175,10 +176,10 @@ def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_activ
         ...                    max_trials=8, epochs=50)
         >>> result.best.plan, result.best.metrics["test_accuracy"]
     """
+    keywords = {k: v for k, v in locals().items() if k not in _HOW_IT_RUNS}  # first: nothing else is local yet
     from kreg.lab.search.budget import take_start
 
     started = take_start()  # a budget counts from here (or from the start of the `kreg tune` command)
-    arguments = {k: v for k, v in locals().items() if k in _PREPARE_ARGUMENTS}
     # A misspelled keyword (max_trails=3) or a data option the data cannot take (validation_fraction with
     # prepared splits) is a TypeError naming it here, not ignored or blamed on the data source's function.
     from kreg.lab.data.resolve import check_data_options
@@ -186,13 +187,14 @@ def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_activ
     check_data_options(data, data_options, "tune", parameters=inspect.signature(tune).parameters)
     if not (isinstance(resume, bool) or (isinstance(resume, str) and resume.strip())):
         raise ConfigError("resume", resume, "True, False or a parent run id")
+    asked = request(**keywords, **data_options)  # the settings objects, every value checked (ConfigError)
     if workers != 1 or chief is not None:  # this process becomes the chief of worker processes
         from kreg.lab.search.parallel import run_parallel
 
-        return run_parallel(dict(model=model, data=data, **arguments, **data_options), workers=workers, chief=chief,
+        return run_parallel(asked, workers=workers, chief=chief,
                             worker_timeout=worker_timeout, verbose=verbose, reporter=reporter, resume=resume,
                             resume_command=resume_command, started=started)
-    prepared = prepare(model, data, **arguments, **data_options)
+    prepared = prepare(asked)
     if reporter is None and verbose:
         import logging
 
@@ -206,6 +208,6 @@ def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_activ
                       resume=resume, resume_command=resume_command, structure=prepared.structure, started=started)
 
 
-# What tune() passes on to prepare(): every argument of prepare() but the model, the data and the data's options.
-_PREPARE_ARGUMENTS = tuple(p for p in inspect.signature(prepare).parameters
-                           if p not in ("model", "data", "data_options"))
+# tune()'s keywords that say how the search runs, not what it is: the rest become the request's objects.
+_HOW_IT_RUNS = ("verbose", "reporter", "resume", "resume_command", "workers", "chief", "worker_timeout",
+                "data_options")
