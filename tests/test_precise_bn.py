@@ -286,7 +286,7 @@ def test_a_collapsed_baseline_stops_the_search_with_its_line(tmp_path):
     x_test, y_test = series(30, 1)
     data = kreg.data.from_arrays(x, y, x_val=x[:12], y_val=y[:12], x_test=x_test, y_test=y_test, standardize="none")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    summary = kreg.tune(fcn, data, techniques={"dropout": {"min": 0.1, "max": 0.5}}, tuner="random", max_trials=3,
+    summary = kreg.tune(fcn, data, techniques={"spatial_dropout": {"min": 0.1, "max": 0.3}}, tuner="random", max_trials=3,
                         cv=None, epochs=20, batch_size=64, learning_rate=0.03, precise_bn=False,
                         tracking_uri=uri, verbose=0, seed=0)
     assert len(summary.records) == 1 and summary.status == "FAILED" and summary.answer.refit is None
