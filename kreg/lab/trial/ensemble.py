@@ -22,16 +22,17 @@ from kreg.lab.trial.fit import Diverged, SignalCheckpoint, StopOnNaN
 from kreg.lab.trial.procedures import build_for_plan, precise_bn, procedure_callbacks, train_data
 from kreg.training import error_decomposition
 from kreg.training.ensemble import _quiet_retracing
+from kreg.lab.trial.problem import Problem
 
 
-def train_members(search, plan, epochs: int, train_sample, seed: int) -> list:
+def train_members(problem: Problem, plan, epochs: int, train_sample, seed: int) -> list:
     """Trains ``plan.ensemble - 1`` members on bootstrap resamples; returns them."""
     members = []
-    batch_size = plan.batch_size or search.training.batch_size
+    batch_size = plan.batch_size or problem.training.batch_size
     for i in range(1, plan.ensemble):
         member_seed = seed + 1000 * i
         keras.utils.set_random_seed(member_seed)
-        resampled = dataclasses.replace(search, splits=search.splits.bootstrap(member_seed))
+        resampled = dataclasses.replace(problem, splits=problem.splits.bootstrap(member_seed))
         model, _ = build_for_plan(resampled, plan, seed=member_seed)
         data, mixers = train_data(resampled.splits, plan, batch_size, member_seed)
         callbacks, _, _ = procedure_callbacks(plan, model, epochs, train_sample, mixers)
@@ -55,11 +56,11 @@ def _predictions(models, dataset, task, activation) -> np.ndarray:
     return np.stack(out)
 
 
-def ensemble_metrics(search, models, activation, train_sample) -> dict:
+def ensemble_metrics(problem: Problem, models, activation, train_sample) -> dict:
     """The ensemble's train (sample) / validation / test figures and the test decomposition."""
     import tensorflow as tf
 
-    task, splits = search.task, search.splits
+    task, splits = problem.task, problem.splits
     sets = {
         "train": (tf.data.Dataset.from_tensor_slices(train_sample[0]).batch(256), train_sample[1]),
         "val": (splits.eval_dataset("validation").map(lambda x, y: x), splits.labels("validation")),
@@ -72,8 +73,8 @@ def ensemble_metrics(search, models, activation, train_sample) -> dict:
             metrics[f"{prefix}_{key}"] = value
         if prefix == "test":
             test_preds = preds
-    m = search.penalty_metric
-    metrics["val_penalized_loss"] = penalized_loss(metrics[f"val_{m}"], metrics[f"train_{m}"], search.penalty)
+    m = problem.penalty_metric
+    metrics["val_penalized_loss"] = penalized_loss(metrics[f"val_{m}"], metrics[f"train_{m}"], problem.penalty)
     y_test = sets["test"][1]
     if task.kind == "classification":
         labels = np.asarray(y_test).reshape(-1).astype(int)

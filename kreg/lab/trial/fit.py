@@ -20,6 +20,7 @@ from kreg.callbacks import GeneralizationGap, SharpnessProbe, WeightMonitor
 from kreg.lab import timing
 from kreg.lab.trial import signals
 from kreg.lab.trial.procedures import build_for_plan, precise_bn, precise_bn_tag, procedure_callbacks, train_data
+from kreg.lab.trial.problem import Problem
 
 
 class Diverged(KregError, RuntimeError):
@@ -58,15 +59,15 @@ class Fitted:
     precise_bn_tag: str = ""  # what the trial run's tag kreg.precise_bn says
 
 
-def monitors(search, train_sample) -> list:
-    """The per-epoch figures the search's ``monitor`` settings ask for."""
+def monitors(problem: Problem, train_sample) -> list:
+    """The per-epoch figures the problem's ``monitor`` settings ask for."""
     callbacks = []
-    if search.monitor.weights:
+    if problem.monitor.weights:
         callbacks.append(WeightMonitor())
-    s = search.monitor.sharpness
+    s = problem.monitor.sharpness
     if s is not None:
         callbacks.append(SharpnessProbe(train_sample, rho=s.rho, samples=s.samples, every=s.every,
-                                        adversarial=s.adversarial, seed=search.seed))
+                                        adversarial=s.adversarial, seed=problem.seed))
     return callbacks
 
 
@@ -120,13 +121,13 @@ class FoldStart:
                 out.append(v)
         return out
 
-    def model_for(self, search, plan, seed: int):
+    def model_for(self, problem: Problem, plan, seed: int):
         """``(model, built)``: built, compiled and remembered the first time; the same, reset, after."""
         if self.model is not None:
             for variable, value in zip(self._variables, self._initial):
                 variable.assign(value)
             return self.model, self.built
-        model, built = build_for_plan(search, plan, seed=seed)
+        model, built = build_for_plan(problem, plan, seed=seed)
         if not model.built or not model.trainable_variables:  # a model that builds in fit: nothing to keep yet
             return model, built
         if not model.optimizer.built:  # its slots exist now, so they are part of the start
@@ -163,25 +164,25 @@ def _timed(fn, name):
     return timed
 
 
-def fit_plan(search, plan, epochs: int, train_sample, *, seed: int, last_callbacks=(),
+def fit_plan(problem: Problem, plan, epochs: int, train_sample, *, seed: int, last_callbacks=(),
              start: FoldStart | None = None) -> Fitted:
-    """Trains ``plan`` for ``epochs`` on the search's splits; raises ``Diverged`` on NaN losses.
+    """Trains ``plan`` for ``epochs`` on the problem's splits; raises ``Diverged`` on NaN losses.
 
     ``start``: the model of a cross-validated trial's earlier folds, reset (``FoldStart``); None builds one."""
-    splits = search.splits
+    splits = problem.splits
     with timing.section("fit.build_compile"):
-        model, built = start.model_for(search, plan, seed) if start is not None else \
-            build_for_plan(search, plan, seed=seed)
+        model, built = start.model_for(problem, plan, seed) if start is not None else \
+            build_for_plan(problem, plan, seed=seed)
     with timing.section("fit.data"):
-        data, mixers = train_data(splits, plan, plan.batch_size or search.training.batch_size, seed)
-    gap = GeneralizationGap(train_sample, penalty=search.penalty, penalty_metric=search.penalty_metric)
-    callbacks = [SignalCheckpoint(), gap, StopOnNaN(), *monitors(search, train_sample)]
+        data, mixers = train_data(splits, plan, plan.batch_size or problem.training.batch_size, seed)
+    gap = GeneralizationGap(train_sample, penalty=problem.penalty, penalty_metric=problem.penalty_metric)
+    callbacks = [SignalCheckpoint(), gap, StopOnNaN(), *monitors(problem, train_sample)]
     procedures, swa, scheduled = procedure_callbacks(plan, model, epochs, train_sample, mixers)
     callbacks += procedures
     early = None
     if plan.early_stopping is not None:
         early = keras.callbacks.EarlyStopping(
-            monitor=search.objective.name, mode=search.objective.direction,
+            monitor=problem.objective.name, mode=problem.objective.direction,
             patience=plan.early_stopping.patience, restore_best_weights=plan.early_stopping.restore_best,
         )
         callbacks.append(early)
@@ -191,7 +192,7 @@ def fit_plan(search, plan, epochs: int, train_sample, *, seed: int, last_callbac
     # Precise batch-norm statistics: before each validation (Keras validates before any on_epoch_end, so the
     # gap, early stopping and pruning read figures of these statistics), and at the end after early stopping
     # restored its weights and SWA averaged (end hooks run in list order): the end figures and the saved model.
-    precise, precise_tag = precise_bn(search, model, splits, plan.batch_size or search.training.batch_size, seed,
+    precise, precise_tag = precise_bn(problem, model, splits, plan.batch_size or problem.training.batch_size, seed,
                                       epoch_data=train_sample[0])
     if precise is not None:
         if timing.enabled():  # its passes (before each validation, at the end) under their own section

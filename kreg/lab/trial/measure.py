@@ -9,6 +9,7 @@ objective or an early stop.
 from __future__ import annotations
 
 from kreg.callbacks.gap import gap_value, penalized_loss
+from kreg.lab.trial.problem import Problem
 
 
 def add_gaps(metrics: dict, task) -> dict:
@@ -38,16 +39,16 @@ def evaluate(model, dataset) -> dict:
     return {k: float(v) for k, v in model.evaluate(dataset, verbose=0, return_dict=True).items()}
 
 
-def final_metrics(fitted, search) -> dict:
+def final_metrics(fitted, problem: Problem) -> dict:
     """Epochs run, best and kept epochs and objective, train / validation / test figures and gaps."""
-    task, objective, hist = search.task, search.objective, fitted.history
+    task, objective, hist = problem.task, problem.objective, fitted.history
     epochs_run = len(hist["loss"])
     curve = hist.get(objective.name, [])
     pick = max if objective.direction == "max" else min
     best_epoch = curve.index(pick(curve)) + 1 if curve else epochs_run
     kept, averaged = kept_epoch(fitted)
     model = fitted.model
-    test = evaluate(model, search.splits.eval_dataset("test"))
+    test = evaluate(model, problem.splits.eval_dataset("test"))
     train = fitted.gap.evaluate(model)  # with the kept weights
     metrics = {
         "epochs_run": epochs_run,
@@ -57,9 +58,9 @@ def final_metrics(fitted, search) -> dict:
         f"kept_{objective.name}": curve[kept - 1] if curve else float("nan"),
     }
     if averaged:  # SWA's average is a model no epoch saw: its own validation figures
-        val = {f"val_{k}": v for k, v in evaluate(model, search.splits.eval_dataset("validation")).items()}
-        m = search.penalty_metric
-        val["val_penalized_loss"] = penalized_loss(val[f"val_{m}"], train[f"train_{m}"], search.penalty)
+        val = {f"val_{k}": v for k, v in evaluate(model, problem.splits.eval_dataset("validation")).items()}
+        m = problem.penalty_metric
+        val["val_penalized_loss"] = penalized_loss(val[f"val_{m}"], train[f"train_{m}"], problem.penalty)
         metrics[f"kept_{objective.name}"] = val[objective.name]
         metrics["swa_models"] = fitted.swa.models_averaged
     else:

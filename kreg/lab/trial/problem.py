@@ -4,7 +4,11 @@ A search resolves one (``kreg.lab.search.prepare``) and adds what only a
 search has (the space, the tuner, the selection rule); a study resolves one
 (``prepare.prepare_problem``) and trains chosen plans on it, searching
 nothing. The trial's functions (``fit.fit_plan``, ``measure.final_metrics``,
-``procedures.build_for_plan``) read these fields only, so they take either.
+``procedures.build_for_plan``, ``refit.refit``, ``ensemble``) take a
+``Problem`` and read its fields only; ``TrialRunner`` trains its search's
+``problem`` and reads the search's own settings for the folds and the
+pruner. (A ``Search`` has every field of a ``Problem``, so a caller of the
+search's layer may still hand one over.)
 """
 
 from __future__ import annotations

@@ -23,19 +23,20 @@ from kreg.lab.techniques.base import DataSite
 from kreg.lab.techniques.base import TrainingSite
 from kreg.training import PreciseBatchNorm
 from kreg.training.precise_bn import DEFAULT_MAX_EXAMPLES, batch_norm_layers
+from kreg.lab.trial.problem import Problem
 
 
-def build_for_plan(search, plan, seed: int):
-    """``(model, built)``: the search's model for ``plan``, wrapped by the techniques that train it through a
+def build_for_plan(problem: Problem, plan, seed: int):
+    """``(model, built)``: the problem's model for ``plan``, wrapped by the techniques that train it through a
     step of their own (SAM), compiled for the task.
 
     ``built`` says where each structural technique went and what the output
     layer is (``kreg.lab.models.source.Built``).
     """
-    built = search.model.build(search.splits.spec, plan, seed=seed)
+    built = problem.model.build(problem.splits.spec, plan, seed=seed)
     model = placing.wrap_model(plan, built.model)
-    compile_model(model, plan, optimizer=search.training.optimizer, learning_rate=search.training.learning_rate,
-                  task=search.task, activation=built.output_activation, loss=search.loss, metrics=search.metrics)
+    compile_model(model, plan, optimizer=problem.training.optimizer, learning_rate=problem.training.learning_rate,
+                  task=problem.task, activation=built.output_activation, loss=problem.loss, metrics=problem.metrics)
     return model, built
 
 
@@ -67,7 +68,7 @@ def procedure_callbacks(plan, model, epochs: int, bn_data, mixers=()) -> tuple[l
     return callbacks, site.averager, site.scheduled
 
 
-def precise_bn(search, model, splits, batch_size: int, seed: int, every: int | None = 1, epoch_data=None):
+def precise_bn(problem: Problem, model, splits, batch_size: int, seed: int, every: int | None = 1, epoch_data=None):
     """``(callback, tag)``: the ``PreciseBatchNorm`` that ``training.precise_bn`` asks for (None when off or
     when the model has no BatchNormalization), and what the trial run's tag ``kreg.precise_bn`` says.
 
@@ -80,7 +81,7 @@ def precise_bn(search, model, splits, batch_size: int, seed: int, every: int | N
     ``scripts/bench_precise_bn.py``). The end of training (the end figures, the refit, the saved model) reads
     the split.
     """
-    if search.training.precise_bn is False:
+    if problem.training.precise_bn is False:
         return None, "off (training.precise_bn: false)"
     if not batch_norm_layers(model):
         return None, "off (no BatchNormalization layer)"

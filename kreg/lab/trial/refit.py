@@ -25,6 +25,7 @@ from kreg.lab.trial import ensemble
 from kreg.lab.trial.fit import fit_plan
 from kreg.lab.trial.measure import evaluate
 from kreg.lab.trial.predict import inference_outputs
+from kreg.lab.trial.problem import Problem
 
 
 @dataclasses.dataclass
@@ -45,32 +46,32 @@ def refit_epochs(record) -> int:
     return max(1, int(math.ceil(value))) if value is not None and math.isfinite(value) else 1
 
 
-def pooled_search(search):
+def pooled_search(problem: Problem):
     """``search`` whose training split is training + validation (validation kept only so Keras has one)."""
-    x, y = pooled(search.splits)
-    return dataclasses.replace(search, splits=dataclasses.replace(search.splits, x_train=x, y_train=y))
+    x, y = pooled(problem.splits)
+    return dataclasses.replace(problem, splits=dataclasses.replace(problem.splits, x_train=x, y_train=y))
 
 
-def refit(search, plan, epochs: int) -> Refitted:
-    """Trains ``plan`` on training + validation for ``epochs`` epochs from the search's seed; tests it."""
+def refit(problem: Problem, plan, epochs: int) -> Refitted:
+    """Trains ``plan`` on training + validation for ``epochs`` epochs from the problem's seed; tests it."""
     keras.backend.clear_session()
-    keras.utils.set_random_seed(search.seed)
-    pooled = pooled_search(search)
+    keras.utils.set_random_seed(problem.seed)
+    pooled = pooled_search(problem)
     plan = plan.replace(early_stopping=None) if plan.early_stopping is not None else plan
-    sample = pooled.splits.train_sample(search.train_eval_samples)
-    fitted = fit_plan(pooled, plan, epochs, sample, seed=search.seed)
+    sample = pooled.splits.train_sample(problem.train_eval_samples)
+    fitted = fit_plan(pooled, plan, epochs, sample, seed=problem.seed)
     model, activation = fitted.model, fitted.built.output_activation
-    x_test, y_test = search.splits.x_test, search.splits.y_test
+    x_test, y_test = problem.splits.x_test, problem.splits.y_test
     if plan.ensemble and plan.ensemble > 1:
-        members = ensemble.train_members(pooled, plan, epochs, sample, search.seed)
-        model, activation = averaged([model, *members], activation, search.task.kind == "classification")
+        members = ensemble.train_members(pooled, plan, epochs, sample, problem.seed)
+        model, activation = averaged([model, *members], activation, problem.task.kind == "classification")
     raw = inference_outputs(model, x_test).astype(np.float64)
-    classification = search.task.kind == "classification"
-    outputs = search.task.probabilities(raw, activation) if classification else raw
+    classification = problem.task.kind == "classification"
+    outputs = problem.task.probabilities(raw, activation) if classification else raw
     if plan.ensemble and plan.ensemble > 1:  # the members' average has no compiled metrics of its own
-        test = search.task.figures(outputs, y_test)
+        test = problem.task.figures(outputs, y_test)
     else:
-        test = evaluate(model, search.splits.eval_dataset("test"))
+        test = evaluate(model, problem.splits.eval_dataset("test"))
     return Refitted(plan, epochs, model, {f"test_{k}": v for k, v in test.items()}, outputs, activation)
 
 

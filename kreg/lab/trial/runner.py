@@ -41,6 +41,7 @@ from kreg.lab.trial import ensemble, measure, memory
 from kreg.lab.trial.fit import Diverged, FoldStart, fit_plan
 from kreg.training.ensemble import _quiet_retracing
 from kreg.lab.tracking import tags as tag
+from kreg.lab.trial.problem import Problem
 
 _FINAL_PREFIXES = ("test_", "best_", "kept_", "epochs_run", "best_epoch", "kept_epoch", "single_", "swa_models",
                    "ensemble_members", "scheduled_targets", "cv_", "pruned_", "budget_")
@@ -221,6 +222,7 @@ class TrialRunner:
 
     def __init__(self, search, tracker=None, reporter=None, records=()):
         self.search, self.tracker = search, tracker
+        self.problem: Problem = search.problem  # what the trials train (folds, pruner: the search's settings)
         if tracker is not None:
             tracker.describe(search)  # every trial run logs the data it saw and, unless off, its CPU and memory
         self.reporter = reporter or NullReporter()
@@ -306,7 +308,7 @@ class TrialRunner:
             check = _PruneCheck(self.pruner, name, *self._ended(name, lambda r: r.history.get(name)))
         budget = _BudgetStop(self.budget) if self.budget is not None and not plan.is_baseline else None
         callbacks = [c for c in (check, budget, _EpochReporter(run, self.reporter, index, epochs)) if c is not None]
-        fitted, record.metrics = self._fit(search, plan, epochs, self.train_sample, *callbacks)
+        fitted, record.metrics = self._fit(self.problem, plan, epochs, self.train_sample, *callbacks)
         if check is not None and check.stopped_at is not None:
             record.metrics["pruned_at_epoch"] = check.stopped_at
         elif budget is not None and budget.stopped_at is not None:
@@ -330,23 +332,23 @@ class TrialRunner:
         pruned = [list(c) for status, c in ended.values() if status == PRUNED]
         return completed, pruned
 
-    def _fit(self, search, plan, epochs, sample, *callbacks, fold_start=None):
-        """Trains and measures ``plan`` on ``search``'s splits: (fitted, end figures). ``fold_start``: a
+    def _fit(self, problem: Problem, plan, epochs, sample, *callbacks, fold_start=None):
+        """Trains and measures ``plan`` on ``problem``'s splits: (fitted, end figures). ``fold_start``: a
         cross-validated trial's model, reset for each fold (``FoldStart``)."""
         watch = _Stopwatch() if timing.enabled() else None
         if watch is not None:  # just before the epoch reporter (the last), after every other epoch-end callback
             callbacks = (*callbacks[:-1], watch, callbacks[-1]) if callbacks else (watch,)
         start = time.perf_counter()
-        fitted = fit_plan(search, plan, epochs, sample, seed=self.search.seed, last_callbacks=list(callbacks),
+        fitted = fit_plan(problem, plan, epochs, sample, seed=self.search.seed, last_callbacks=list(callbacks),
                           start=fold_start)
         if watch is not None:
             watch.account(start, time.perf_counter())
         with timing.section("trial.final_figures"):  # the test evaluation, the kept weights' honest figures
-            metrics = measure.final_metrics(fitted, search)
+            metrics = measure.final_metrics(fitted, problem)
         if plan.schedule is not None:
             metrics["scheduled_targets"] = fitted.scheduled
         if plan.ensemble and plan.ensemble > 1:
-            self._ensemble(search, metrics, plan, fitted, sample)
+            self._ensemble(problem, metrics, plan, fitted, sample)
         return fitted, metrics
 
     def _placements(self, record, fitted, run):
@@ -449,20 +451,20 @@ class TrialRunner:
                     start.reseed(search.seed)
         getattr(self.reporter, "fold_started", lambda *_: None)(index, i, len(self.folds))
         callbacks = (*((check,) if check is not None else ()), _EpochReporter(None, self.reporter, index, epochs))
-        fitted, metrics = self._fit(dataclasses.replace(search, splits=fold.splits), plan, epochs, sample,
+        fitted, metrics = self._fit(dataclasses.replace(self.problem, splits=fold.splits), plan, epochs, sample,
                                     *callbacks, fold_start=start)
         per_fold.append({"fold": fold.name, **metrics})
         histories.append(fitted.history)
         return fitted
 
-    def _ensemble(self, search, m, plan, fitted, sample):
+    def _ensemble(self, problem: Problem, m, plan, fitted, sample):
         """Replaces the trial's figures by its bagged ensemble's (``single_*`` keep the model's)."""
         for key in [k for k in m if k.startswith(("test_", "val_", "train_", "gap_"))]:
             m[f"single_{key}"] = m[key]
-        members = ensemble.train_members(search, plan, m["kept_epoch"], sample, self.search.seed)
-        m.update(ensemble.ensemble_metrics(search, [fitted.model, *members], fitted.built.output_activation, sample))
-        measure.add_gaps(m, search.task)
-        m[f"kept_{search.objective.name}"] = m[search.objective.name]
+        members = ensemble.train_members(problem, plan, m["kept_epoch"], sample, self.search.seed)
+        m.update(ensemble.ensemble_metrics(problem, [fitted.model, *members], fitted.built.output_activation, sample))
+        measure.add_gaps(m, problem.task)
+        m[f"kept_{problem.objective.name}"] = m[problem.objective.name]
 
     def wait(self) -> list[str]:
         """Waits for every trial's artifacts and run closing; returns any errors."""
