@@ -27,40 +27,18 @@ import math
 from kreg.lab import techniques as registry
 from kreg.lab.search.space import SearchSpace
 from kreg.lab.techniques.base import SMALL_VALIDATION  # noqa: F401  (public here: the size band's threshold)
+from kreg.lab.techniques.base import Default
 
 MAX_TECHNIQUES = 5  # techniques in the default space
 MAX_ACTIVE = 3  # of them on in one trial
 
 
 @dataclasses.dataclass(frozen=True)
-class Row:
-    """One technique of the default table and when it fits.
+class Row(Default):
+    """One technique's default row (``kreg.lab.techniques.base.Default``: its range, why, source and when it
+    fits), with the technique's registry ``name``."""
 
-    Attributes:
-        name: The registry's name.
-        params: Its range, as ``search.techniques`` takes it.
-        why: What it does for this kind of model and data, in one line.
-        source: Where the range comes from.
-        modalities: The data it is for (None: whatever the registry allows).
-        tasks: The tasks it is for (None: whatever the registry allows).
-        needs: A part the model must have (a ``model_parts`` attribute: ``hidden_conv``, ``hidden_dense``,
-            ``kernels``, ``normalized``, ``float_input``, ``residual``).
-        unless: Regularization which, already in the model, rules the row out (``model_parts(...).present``).
-        group: Rows of one group are alternatives: the first that fits is taken.
-        min_validation: Validation examples the technique needs (a size band).
-    """
-
-    name: str
-    params: dict
-    why: str
-    source: str
-    modalities: tuple | None = None
-    tasks: tuple | None = None
-    needs: str | None = None
-    unless: str | None = None
-    group: str | None = None
-    min_validation: int = 0
-    priority: float = 0
+    name: str = ""
 
 
 _WHY_PARTS = {
@@ -74,8 +52,8 @@ _WHY_PRESENT = {"penalty": "kernel regularizers",
 # The techniques' ``defaults`` rows (each technique's class holds its own), in order of priority: the first
 # MAX_TECHNIQUES rows that fit make the space.
 DEFAULTS = tuple(sorted(
-    (Row(t.name, d.params, d.why, d.source, d.modalities, d.tasks, d.needs, d.unless, d.group, d.min_validation,
-         d.priority) for t in registry.REGISTRY.values() for d in t.defaults),
+    (Row(name=t.name, **{f.name: getattr(d, f.name) for f in dataclasses.fields(d)})
+     for t in registry.REGISTRY.values() for d in t.defaults),
     key=lambda row: row.priority))
 
 
