@@ -120,15 +120,15 @@ def bare_search(cfg, workdir: str) -> float:
 
     class BareRunner(TrialRunner):
         def _train(self, record, plan, run, index, epochs):
-            model, _ = build_for_plan(self.search, plan, seed=self.search.seed)
-            data, _ = train_data(self.search.splits, plan, plan.batch_size, self.search.seed)
-            objective = self.search.objective
+            model, _ = build_for_plan(self.problem, plan, seed=self.problem.seed)
+            data, _ = train_data(self.problem.splits, plan, plan.batch_size, self.problem.seed)
+            objective = self.problem.objective
             early = None
             if plan.early_stopping is not None:
                 early = keras.callbacks.EarlyStopping(objective.name, mode=objective.direction,
                                                       patience=plan.early_stopping.patience,
                                                       restore_best_weights=plan.early_stopping.restore_best)
-            hist = model.fit(data, validation_data=self.search.splits.eval_dataset("validation"), shuffle=False,
+            hist = model.fit(data, validation_data=self.problem.splits.eval_dataset("validation"), shuffle=False,
                              epochs=epochs, callbacks=[early] if early else [], verbose=0).history
             values = hist[objective.name]
             kept = early.best_epoch + 1 if early is not None and early.best_weights is not None else len(values)
@@ -145,7 +145,7 @@ def bare_search(cfg, workdir: str) -> float:
                     splits=splits, task=splits.spec.task, space=space, training=Training(**cfg.training.model_dump()),
                     settings=cfg.search.settings(), monitor=cfg.monitor, objective=oracle.kreg_objective,
                     train_eval_samples=kwargs["train_eval_samples"])
-    KregTuner(oracle, BareRunner(search), directory=workdir).search(verbose=0)
+    KregTuner(oracle, BareRunner(search.problem), search=search, directory=workdir).search(verbose=0)
     return time.perf_counter() - start
 
 

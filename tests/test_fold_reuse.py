@@ -68,7 +68,7 @@ def _search(tmp_path, monkeypatch, reuse: bool):
                              tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")).search  # the runner alone: no MLflow, no tuner
     # randomness in the model (dropout, a shift layer) and in the data pipeline (MixUp), besides the shuffle
     plan = RegularizationPlan(augmentation={"shift": 0.1, "mixup": 0.2})
-    record = runner_module.TrialRunner(search).run("0", {}, plan)
+    record = search.trial_runner().run("0", {}, plan)
     assert record.status == "COMPLETED" and len(record.folds) == 2 == len(seen), record.reason
     return record, seen
 

@@ -34,7 +34,7 @@ def test_a_trial_leaves_no_graph_behind(tmp_path):
     search = prepare(request("mlp", "wine", techniques={"dropout": {"min": 0.1, "max": 0.5}}, epochs=2, batch_size=16,
                              model_args={"width": 8, "depth": 1}, train_eval_samples=None,
                              tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", cv=None)).search
-    runner = TrialRunner(search, None, None)
+    runner = TrialRunner(search.problem)
     registry = memory._gradient_registry()
     assert registry is not None  # the pinned TensorFlow keeps it where trial_scope looks
 

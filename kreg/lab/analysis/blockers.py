@@ -45,31 +45,32 @@ def chance_accuracy(y_train, num_classes: int) -> float:
     return float(np.bincount(labels, minlength=num_classes).max() / labels.size)
 
 
-def blocking_line(record, search) -> str | None:
-    """One line saying why the baseline ``record`` makes the rest of the search meaningless, or None."""
+def blocking_line(record, problem) -> str | None:
+    """One line saying why the baseline ``record`` (trained on ``problem``, a ``kreg.lab.trial.problem.Problem``)
+    makes the rest of the search meaningless, or None."""
     if record.status == "FAILED":
         reason = (record.reason or "").strip().splitlines()[-1:] or [""]
         if "NaN" in reason[0] or "infinite" in reason[0]:
             return (f"stopped after the baseline: {reason[0].removeprefix('Diverged: ')}; every plan shares its "
-                    f"learning rate ({search.training.learning_rate:g}) and data: lower the learning rate, or "
+                    f"learning rate ({problem.training.learning_rate:g}) and data: lower the learning rate, or "
                     "look for NaN or infinite values in the inputs")
         return None
     collapse = next((d for d in record.diagnoses or [] if d["kind"] == "inference_collapse"), None)
     if collapse is not None:
         return (f"stopped after the baseline: inference collapse ({collapse['evidence']}): every trial would be "
                 f"scored in this state; {collapse['advice']}")
-    task = search.task
+    task = problem.task
     if task.kind != "classification":
         return None
     metric = task.primary
     train, val = record.metrics.get(f"train_{metric}"), record.metrics.get(f"val_{metric}")
     if metric != "accuracy" or train is None or val is None or not all(map(math.isfinite, (train, val))):
         return None
-    chance = chance_accuracy(getattr(search.splits, "y_train", None), task.num_classes)
+    chance = chance_accuracy(getattr(problem.splits, "y_train", None), task.num_classes)
     if train <= chance + CHANCE_MARGIN and val <= chance + CHANCE_MARGIN:
         return (f"stopped after the baseline: it does not learn (honest training accuracy {train:.3f}, validation "
                 f"{val:.3f}, chance {chance:.3f}): regularization cannot help a model that does not fit; raise the "
-                f"learning rate ({search.training.learning_rate:g}) or the epochs ({search.training.epochs}), "
+                f"learning rate ({problem.training.learning_rate:g}) or the epochs ({problem.training.epochs}), "
                 "or check that the labels match the inputs")
     return None
 

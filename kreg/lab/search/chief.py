@@ -246,10 +246,8 @@ class ChiefExecutor:
         quiet_mlflow()
 
     def runner(self, search, tracker, reporter):
-        from kreg.lab.trial.runner import TrialRunner
-
         self.tracker = tracker
-        return TrialRunner(search, None, reporter)  # builds the tuner (and hears of a resume); trains nothing here
+        return search.trial_runner(None, reporter)  # builds the tuner (and hears of a resume); trains nothing here
 
     def execute(self, search, session, runner, budget, reporter):
         from kreg.lab.search import spec as spec_module

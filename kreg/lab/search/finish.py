@@ -206,7 +206,7 @@ def finish_search(search: Search, tracker, session, records, *, status: str, err
     the refit), and ``SearchInterrupted`` is raised once the runs are closed.
     """
     from kreg.lab.search import answer as answering
-    from kreg.lab.trial import pruning
+    from kreg.lab.search import pruning
     from kreg.lab.tracking import report
     from kreg.lab.tracking.mlflow import StoreError
 

@@ -52,6 +52,17 @@ class Search:
                        loss=self.loss, metrics=self.metrics, train_eval_samples=self.train_eval_samples,
                        objective=self.objective, monitor=self.monitor, penalty=self.penalty)
 
+    def trial_runner(self, tracker=None, reporter=None):
+        """The runner of this search's trials: its problem, its folds (the same for every trial) and its pruner.
+        ``tracker`` is told first what every trial run logs besides its figures (the data, system metrics)."""
+        from kreg.lab.search.pruning import pruner_for
+        from kreg.lab.trial.runner import TrialRunner, folds_of
+
+        if tracker is not None:
+            tracker.describe(self)
+        return TrialRunner(self.problem, folds=folds_of(self.problem, self.settings.cv), pruner=pruner_for(self),
+                           tracker=tracker, reporter=reporter)
+
     @property
     def penalty(self) -> float | None:
         """The gap penalty when the objective is gap-penalized, else None (not logged)."""

@@ -54,9 +54,7 @@ class InProcess(Executor):
     """Every trial in this process, one after another, through keras-tuner's own search loop."""
 
     def runner(self, search, tracker, reporter):
-        from kreg.lab.trial.runner import TrialRunner
-
-        runner = TrialRunner(search, tracker, reporter)
+        runner = search.trial_runner(tracker, reporter)
         runner.stop_on_blocked_baseline = True
         return runner
 

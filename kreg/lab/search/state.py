@@ -91,7 +91,7 @@ def open_tuner(search, runner, directory: Path, *, resume: bool):
     plan_from_hp(hyperparameters, search.space, search.training.settings())
     oracle = make_oracle(search.settings, search.space, search.objective, hyperparameters, seed=search.seed,
                          max_epochs=search.training.epochs)
-    tuner = KregTuner(oracle, runner, directory=str(directory), project_name=PROJECT, overwrite=not resume)
+    tuner = KregTuner(oracle, runner, search=search, directory=str(directory), project_name=PROJECT, overwrite=not resume)
     if resume and (Path(directory) / PROJECT / "oracle.json").is_file():
         oracle.reload()
     return tuner

@@ -25,8 +25,10 @@ from kreg.lab.tracking.records import COMPLETED
 
 
 class KregTuner(kt.engine.base_tuner.BaseTuner):
-    def __init__(self, oracle, runner, *, directory, project_name="search", overwrite=True):
-        self.runner = runner
+    def __init__(self, oracle, runner, *, search, directory, project_name="search", overwrite=True):
+        # kreg's resolved search (its space turns keras-tuner's values into plans); not ``self.search``, which is
+        # keras-tuner's search loop
+        self.runner, self.kreg_search = runner, search
         super().__init__(oracle=oracle, hypermodel=None, directory=directory,
                          project_name=project_name, overwrite=overwrite)
 
@@ -46,7 +48,7 @@ class KregTuner(kt.engine.base_tuner.BaseTuner):
 
     def run_trial(self, trial, *args, **kwargs):
         hp = trial.hyperparameters
-        search = self.runner.search
+        search = self.kreg_search
         plan = plan_from_hp(hp, search.space, search.training.settings())
         # Hyperband's budget for this trial; the baseline always trains fully, since every gain is
         # measured against it (Hyperband's first bracket would give it a couple of epochs).

@@ -175,21 +175,19 @@ def run_worker(prepared, connection: Connection, info: dict, *, tuner_id: str, e
     (``kreg.lab.search.prepare.prepare``); ``info`` the chief's ``Info``.
     """
     from kreg.lab.tracking.mlflow import SearchTracker
-    from kreg.lab.trial.runner import TrialRunner
-
     search = prepared.search
     tracker = check_join(info, prepared, SearchTracker)
     label = label or tuner_id
     heartbeat = Heartbeat(connection, tuner_id, interval_s=heartbeat_s, lost_after_s=lost_after_s)
     reporter = WorkerReporter(heartbeat, search.task.primary, label, echo=echo)
     _tag_runs(tracker, tuner_id)
-    runner = TrialRunner(search, tracker, reporter)
+    runner = search.trial_runner(tracker, reporter)
     heartbeat.send()
     heartbeat.start()
     code = EXIT_DONE
     with tempfile.TemporaryDirectory(prefix="kreg-worker-") as directory:
         oracle = _local_oracle(search)
-        tuner = _worker_tuner_class()(oracle, runner, directory=directory, project_name="search", overwrite=True)
+        tuner = _worker_tuner_class()(oracle, runner, search=search, directory=directory, project_name="search", overwrite=True)
         tuner.oracle = OracleClient(oracle, connection, tuner_id, timeout_s=max(60.0, 2 * lost_after_s))
         tuner.tuner_id = tuner_id
         try:
@@ -274,7 +272,7 @@ def _worker_tuner_class():
             self.baseline_refit = True
             heartbeat = getattr(self.runner.reporter, "heartbeat", None)
             echo = (lambda line: heartbeat.send([line])) if heartbeat is not None else (lambda line: None)
-            refit_baseline_early(self.runner.search, record, self.runner.tracker, echo=echo,
+            refit_baseline_early(self.kreg_search, record, self.runner.tracker, echo=echo,
                                  by=f"worker {self.tuner_id}")
 
     return WorkerTuner

@@ -5,10 +5,10 @@ search has (the space, the tuner, the selection rule); a study resolves one
 (``prepare.prepare_problem``) and trains chosen plans on it, searching
 nothing. The trial's functions (``fit.fit_plan``, ``measure.final_metrics``,
 ``procedures.build_for_plan``, ``refit.refit``, ``ensemble``) take a
-``Problem`` and read its fields only; ``TrialRunner`` trains its search's
-``problem`` and reads the search's own settings for the folds and the
-pruner. (A ``Search`` has every field of a ``Problem``, so a caller of the
-search's layer may still hand one over.)
+``Problem`` and read its fields only; so does ``TrialRunner``, which its
+caller hands the folds and the pruner (the search builds them from its own
+settings: ``Search.trial_runner``). (A ``Search`` has every field of a
+``Problem``, so a caller of the search's layer may still hand one over.)
 """
 
 from __future__ import annotations

@@ -35,7 +35,6 @@ from kreg.lab.analysis.diagnoses import diagnose
 from kreg.lab.trial import signals
 from kreg.lab.tracking import notes, plots
 from kreg.lab.tracking.mlflow import StoreError
-from kreg.lab.trial.pruning import pruner_for
 from kreg.lab.tracking.records import COMPLETED, ENDED, FAILED, KILLED, PRUNED, TrialRecord
 from kreg.lab.trial import ensemble, measure, memory
 from kreg.lab.trial.fit import Diverged, FoldStart, fit_plan
@@ -205,32 +204,37 @@ class NullReporter:
 _FOLD_FIGURES = ("kept_", "train_", "val_", "gap_", "test_")
 
 
-def folds_of(search) -> list:
-    """``(Fold, its honest-gap training sample)`` for each fold of a cross-validated search; [] for holdout."""
-    cv = search.settings.cv
+def folds_of(problem: Problem, cv) -> list:
+    """``(Fold, its honest-gap training sample)`` for each fold of ``problem``'s data under ``cv`` (the
+    search's ``CrossValidation`` settings: folds, repeats, scheme); [] for holdout (``cv`` None)."""
     if cv is None:
         return []
     from kreg.lab.data.folds import cross_validation_splits
 
-    return [(fold, fold.splits.train_sample(search.train_eval_samples))
-            for fold in cross_validation_splits(search.splits, cv.folds, cv.repeats, seed=search.seed,
+    return [(fold, fold.splits.train_sample(problem.train_eval_samples))
+            for fold in cross_validation_splits(problem.splits, cv.folds, cv.repeats, seed=problem.seed,
                                                 scheme=cv.scheme)]
 
 
 class TrialRunner:
-    """Runs the trials of one search over its fixed data splits."""
+    """Runs trials of plans on one ``Problem``, over fixed data splits.
 
-    def __init__(self, search, tracker=None, reporter=None, records=()):
-        self.search, self.tracker = search, tracker
-        self.problem: Problem = search.problem  # what the trials train (folds, pruner: the search's settings)
-        if tracker is not None:
-            tracker.describe(search)  # every trial run logs the data it saw and, unless off, its CPU and memory
+    ``folds`` (``folds_of``): a cross-validated search's folds, the same for
+    every trial so their scores compare pair by pair; empty for holdout.
+    ``pruner`` (``kreg.lab.trial.pruning.Pruner``): None, every trial trains
+    to the end. ``tracker``: the search's ``SearchTracker`` (None: nothing is
+    logged), already told what the search's runs describe. The search builds
+    one with all of these (``kreg.lab.search.prepare.Search.trial_runner``).
+    """
+
+    def __init__(self, problem: Problem, *, folds=(), pruner=None, tracker=None, reporter=None, records=()):
+        self.problem, self.tracker = problem, tracker
         self.reporter = reporter or NullReporter()
         self.records: list[TrialRecord] = list(records)  # a resumed search starts with its finished trials
         self.interrupted: list[TrialRecord] = []
-        self.train_sample = search.splits.train_sample(search.train_eval_samples)
-        self.folds = folds_of(search)  # the same folds for every trial: their scores compare pair by pair
-        self.pruner = pruner_for(search)  # None: every trial trains to the end
+        self.train_sample = problem.splits.train_sample(problem.train_eval_samples)
+        self.folds = list(folds)
+        self.pruner = pruner
         self.budget = None  # the search's time budget (kreg.lab.search.budget.Budget), set by the search
         # A baseline that makes the search meaningless stops it (kreg.lab.analysis.blockers); a parallel
         # search's workers go on, since their other trials already run beside it.
@@ -241,9 +245,9 @@ class TrialRunner:
 
     def run(self, trial_id: str, hp_values: dict, plan, epochs: int | None = None) -> TrialRecord:
         """Trains one plan; records it; raises ``kt.errors.FailedTrialError`` on failure."""
-        search = self.search
+        problem = self.problem
         signals.checkpoint()  # a signal noted since the last trial stops the search before this one
-        epochs = epochs or search.training.epochs
+        epochs = epochs or problem.training.epochs
         index = len(self.records)
         record = TrialRecord(trial_id=trial_id, plan=plan, hp_values=dict(hp_values))
         self.records.append(record)
@@ -251,7 +255,7 @@ class TrialRunner:
         began = time.perf_counter()
         with timing.section("trial.clear"):
             keras.backend.clear_session()  # keras-tuner #395: memory grows across trials otherwise
-            keras.utils.set_random_seed(search.seed)  # same initialization for every plan
+            keras.utils.set_random_seed(problem.seed)  # same initialization for every plan
         self.reporter.trial_started(index, trial_id, plan, epochs)
         try:
             with timing.section("trial.mlflow_start"):
@@ -267,7 +271,7 @@ class TrialRunner:
                     self._train(record, plan, run, index, epochs)  # a signal lands after a batch (_EpochReporter)
             pruned = record.metrics.get("pruned_at_epoch") or record.metrics.get("pruned_at_fold")
             record.status = PRUNED if pruned else COMPLETED
-            record.diagnoses = diagnose(record.history, record.metrics, search.task.primary)
+            record.diagnoses = diagnose(record.history, record.metrics, problem.task.primary)
         except signals.SearchInterrupted as exc:
             self._interrupted(record, run, exc, time.perf_counter() - start)
             raise
@@ -291,7 +295,7 @@ class TrialRunner:
         if self.stop_on_blocked_baseline and plan.is_baseline and index == 0:
             from kreg.lab.analysis.blockers import BaselineBlocked, blocking_line
 
-            line = blocking_line(record, search)
+            line = blocking_line(record, problem)
             if line is not None:  # every later trial would be meaningless: keras-tuner stops on a FatalError
                 raise kt.errors.FatalError(line) from BaselineBlocked(line)
         if record.status == FAILED:
@@ -301,10 +305,9 @@ class TrialRunner:
     def _train(self, record, plan, run, index, epochs):
         if self.folds:
             return self._train_folds(record, plan, run, index, epochs)
-        search = self.search
         check = None
         if self.pruner is not None and not plan.is_baseline:  # the baseline always trains fully
-            name = search.objective.name
+            name = self.problem.objective.name
             check = _PruneCheck(self.pruner, name, *self._ended(name, lambda r: r.history.get(name)))
         budget = _BudgetStop(self.budget) if self.budget is not None and not plan.is_baseline else None
         callbacks = [c for c in (check, budget, _EpochReporter(run, self.reporter, index, epochs)) if c is not None]
@@ -315,7 +318,7 @@ class TrialRunner:
             record.metrics["pruned_at_epoch"] = record.metrics["budget_stopped_at_epoch"] = budget.stopped_at
         record.history = fitted.history
         self._placements(record, fitted, run)
-        record.objective = record.metrics[f"kept_{search.objective.name}"]
+        record.objective = record.metrics[f"kept_{self.problem.objective.name}"]
 
     def _ended(self, metric: str, series) -> tuple[list, list]:
         """The series of ``metric`` (per epoch, or per fold) of the trials that have ended: (completed, pruned).
@@ -339,7 +342,7 @@ class TrialRunner:
         if watch is not None:  # just before the epoch reporter (the last), after every other epoch-end callback
             callbacks = (*callbacks[:-1], watch, callbacks[-1]) if callbacks else (watch,)
         start = time.perf_counter()
-        fitted = fit_plan(problem, plan, epochs, sample, seed=self.search.seed, last_callbacks=list(callbacks),
+        fitted = fit_plan(problem, plan, epochs, sample, seed=problem.seed, last_callbacks=list(callbacks),
                           start=fold_start)
         if watch is not None:
             watch.account(start, time.perf_counter())
@@ -364,9 +367,9 @@ class TrialRunner:
     def _train_folds(self, record, plan, run, index, epochs):
         """Cross-validation: ``plan`` trained on every fold from the same initialization; the trial's
         figures are the folds' means (``cv_*``: their spread), its curves the folds' mean curves."""
-        search = self.search
+        problem = self.problem
         per_fold, histories = [], []
-        key = f"kept_{search.objective.name}"
+        key = f"kept_{problem.objective.name}"
         judge = self.pruner is not None and self.pruner.by_fold and not plan.is_baseline
         completed = self._ended(f"fold_{key}", lambda r: [f.get(key) for f in r.folds])[0] if judge else []
         stopped = None  # folds done when the fold test (or the budget) stopped the trial
@@ -379,7 +382,7 @@ class TrialRunner:
                 for i, (fold, sample) in enumerate(self.folds):
                     check = self._fold_check(i) if within else None
                     fitted = self._fold(plan, index, epochs, i, fold, sample, per_fold, histories, start, check)
-                    record.fold_curves.append(list(fitted.history.get(search.objective.name, [])))
+                    record.fold_curves.append(list(fitted.history.get(problem.objective.name, [])))
                     if check is not None and check.stopped_at is not None:
                         stopped, pruned_in_fold = len(per_fold), (i + 1, check.stopped_at)
                         break  # this fold's curve cannot reach the other trials' on the same fold
@@ -400,10 +403,10 @@ class TrialRunner:
         self._placements(record, fitted, run)
         record.folds = per_fold
         record.history = stats.mean_curves(histories)
-        m = search.task.primary
-        record.metrics = stats.fold_metrics(per_fold, [f"kept_{search.objective.name}", f"val_{m}", f"train_{m}",
+        m = problem.task.primary
+        record.metrics = stats.fold_metrics(per_fold, [f"kept_{problem.objective.name}", f"val_{m}", f"train_{m}",
                                                        f"gap_{m}", f"test_{m}"])
-        record.objective = record.metrics[f"kept_{search.objective.name}"]
+        record.objective = record.metrics[f"kept_{problem.objective.name}"]
         if stopped:
             record.metrics["pruned_at_fold"] = stopped
             if pruned_in_fold is not None:
@@ -416,12 +419,12 @@ class TrialRunner:
             for epoch in range(len(record.history.get("loss", []))):
                 run.log_epoch(epoch + 1, {k: v[epoch] for k, v in record.history.items() if epoch < len(v)})
             self._log_folds(run, per_fold)
-            self._log_fold_curves(run, record.fold_curves, search.objective.name)
+            self._log_fold_curves(run, record.fold_curves, problem.objective.name)
 
     def _fold_check(self, i: int):
         """The epoch rule on fold ``i``'s curve, against the curves the ended trials had on the same fold (the
         same examples: a fold's difficulty is shared by every trial, so curves compare only fold by fold)."""
-        name = self.search.objective.name
+        name = self.problem.objective.name
         series = (lambda r: r.fold_curves[i] if len(r.fold_curves) > i else None)
         return _PruneCheck(self.pruner, name, *self._ended(_fold_curve_metric(i, name), series))
 
@@ -441,14 +444,14 @@ class TrialRunner:
     def _fold(self, plan, index, epochs, i, fold, sample, per_fold, histories, start=None, check=None):
         """One fold. With ``start`` (``FoldStart``) the trial's one model is reset to its initial state instead
         of a new one being built: the same start, without tracing the steps again."""
-        search = self.search
+        seed = self.problem.seed
         if i:
             with timing.section("trial.fold_clear"):
                 if start is None or not start.intact():
                     keras.backend.clear_session()
-                    keras.utils.set_random_seed(search.seed)
+                    keras.utils.set_random_seed(seed)
                 else:  # the kept model, reset by fit_plan: its traced steps stay instantiated (FoldStart.reseed)
-                    start.reseed(search.seed)
+                    start.reseed(seed)
         getattr(self.reporter, "fold_started", lambda *_: None)(index, i, len(self.folds))
         callbacks = (*((check,) if check is not None else ()), _EpochReporter(None, self.reporter, index, epochs))
         fitted, metrics = self._fit(dataclasses.replace(self.problem, splits=fold.splits), plan, epochs, sample,
@@ -461,7 +464,7 @@ class TrialRunner:
         """Replaces the trial's figures by its bagged ensemble's (``single_*`` keep the model's)."""
         for key in [k for k in m if k.startswith(("test_", "val_", "train_", "gap_"))]:
             m[f"single_{key}"] = m[key]
-        members = ensemble.train_members(problem, plan, m["kept_epoch"], sample, self.search.seed)
+        members = ensemble.train_members(problem, plan, m["kept_epoch"], sample, problem.seed)
         m.update(ensemble.ensemble_metrics(problem, [fitted.model, *members], fitted.built.output_activation, sample))
         measure.add_gaps(m, problem.task)
         m[f"kept_{problem.objective.name}"] = m[problem.objective.name]
@@ -521,7 +524,7 @@ class TrialRunner:
         if record.status == PRUNED:  # the runs table says when and by which rule
             from kreg.lab.tracking.records import stopped_by_budget
 
-            m, epochs = record.metrics, self.search.training.epochs
+            m, epochs = record.metrics, self.problem.training.epochs
             if stopped_by_budget(m):
                 why = "stopped by the budget"
             elif self.folds and "pruned_at_epoch" in m:  # the epoch rule, on one fold's curve
@@ -539,7 +542,7 @@ class TrialRunner:
             tags[tag.DIAGNOSES] = "; ".join(f"{d['kind']}: {d['evidence']}" for d in record.diagnoses)
         if record.reason:
             tags[tag.FAILURE_REASON] = record.reason
-        tags.update(notes.note_tags(notes.trial_note(record, self.search.task.primary)))  # the run's description
+        tags.update(notes.note_tags(notes.trial_note(record, self.problem.task.primary)))  # the run's description
         run.set_tags(tags)
 
     def _finish_run(self, record: TrialRecord, run) -> None:
@@ -547,7 +550,7 @@ class TrialRunner:
             tmp = Path(tmp)
             if record.history.get("loss"):
                 plots.learning_curves(
-                    record.history, tmp / "learning_curves.png", metric=self.search.task.primary,
+                    record.history, tmp / "learning_curves.png", metric=self.problem.task.primary,
                     kept_epoch=record.metrics.get("kept_epoch"),
                     title=f"trial {record.trial_id}: {record.plan.describe()}",
                 )
