@@ -194,18 +194,25 @@ def tune(model, data, *, techniques: dict | None = None, exclusive=(), max_activ
         return run_parallel(asked, workers=workers, chief=chief,
                             worker_timeout=worker_timeout, verbose=verbose, reporter=reporter, resume=resume,
                             resume_command=resume_command, started=started)
-    prepared = prepare(asked)
-    if reporter is None and verbose:
-        import logging
+    from kreg.lab.trial import memory
 
-        import mlflow  # noqa: F401  (configures its loggers on import; quiet them after)
+    # Everything that exists before the search (TensorFlow, Keras, MLflow, the caller's objects) is out of the
+    # garbage collector's sight from here to the end: each clear_session (the preflight's builds, every trial,
+    # the refit) then collects only what the search made (was 0.3-0.4 s a call, four calls in a small search).
+    with memory.frozen():
+        prepared = prepare(asked)
+        if reporter is None and verbose:
+            import logging
 
-        from kreg.lab.tracking.console import RichReporter
+            import mlflow  # noqa: F401  (configures its loggers on import; quiet them after)
 
-        logging.getLogger("mlflow").setLevel(logging.WARNING)  # its INFO lines drown the progress
-        reporter = RichReporter()
-    return run_search(prepared.search, reporter=reporter, config=prepared.config, config_text=prepared.config_text,
-                      resume=resume, resume_command=resume_command, structure=prepared.structure, started=started)
+            from kreg.lab.tracking.console import RichReporter
+
+            logging.getLogger("mlflow").setLevel(logging.WARNING)  # its INFO lines drown the progress
+            reporter = RichReporter()
+        return run_search(prepared.search, reporter=reporter, config=prepared.config,
+                          config_text=prepared.config_text, resume=resume, resume_command=resume_command,
+                          structure=prepared.structure, started=started)
 
 
 # tune()'s keywords that say how the search runs, not what it is: the rest become the request's objects.
