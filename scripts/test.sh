@@ -21,9 +21,34 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
            && timeout 300 apt-get install -y --no-install-recommends chromium >/dev/null 2>&1; }; } \
       || echo "chromium could not be installed: tests/test_report.py's rendering test will be skipped" >&2
 fi
-python -m pytest -n "$PROCESSES" "${DIST[@]}" --durations=20 "$@"  # the slowest tests, for keeping the suite in its budget
 # The library (layers, regularizers, losses, metrics, augmentation, models)
-# is backend-agnostic: run its tests again under JAX, with the lab's end-to-end
+# is backend-agnostic: its tests run again under JAX, with the lab's end-to-end
 # tests (a search with refit and a fresh-process load, cross-validation,
-# pruning, kill -9 and resume through `kreg tune`).
-KERAS_BACKEND=jax python -m pytest -n "$PROCESSES" "${DIST[@]}" -m "backend_agnostic or lab_e2e" "$@"
+# pruning, kill -9 and resume through `kreg tune`). That JAX session runs beside
+# the TensorFlow one, at a lower priority (nice), so it takes the cores while
+# TensorFlow's tests wait on their subprocesses, servers and lock timeouts; its
+# report is printed after TensorFlow's. KREG_TEST_PROCESSES=0 runs the two one
+# after the other, in this process.
+JAX_ARGS=(-m "backend_agnostic or lab_e2e" -p no:cacheprovider)
+if [ "$PROCESSES" = 0 ]; then
+    python -m pytest --durations=20 "$@"
+    KERAS_BACKEND=jax python -m pytest "${JAX_ARGS[@]}" "$@"
+    exit 0
+fi
+JAX_DIR="$(mktemp -d)"
+JAX_PID=""
+trap '[ -n "$JAX_PID" ] && kill -- "-$JAX_PID" 2>/dev/null; rm -rf "$JAX_DIR"' EXIT
+trap 'exit 130' INT TERM
+set -m  # the JAX session in its own process group: stopped whole if this script is
+KERAS_BACKEND=jax nice -n 10 python -m pytest -n 2 "${DIST[@]}" "${JAX_ARGS[@]}" --basetemp "$JAX_DIR/tmp" "$@" \
+    >"$JAX_DIR/report" 2>&1 &
+JAX_PID=$!
+set +m
+TF_STATUS=0
+python -m pytest -n "$PROCESSES" "${DIST[@]}" --durations=20 "$@" || TF_STATUS=$?  # the slowest tests, for the budget
+JAX_STATUS=0
+wait "$JAX_PID" || JAX_STATUS=$?
+echo "=== the same library tests and the lab's end-to-end tests under JAX ==="
+cat "$JAX_DIR/report"
+[ "$TF_STATUS" = 0 ] || exit "$TF_STATUS"
+exit "$JAX_STATUS"

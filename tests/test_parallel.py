@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-TRIALS, EPOCHS = 6, 15
+TRIALS, EPOCHS = 4, 8  # two workers each get a trial and more; kept small: each process imports TensorFlow
 PIPELINE = {
     "name": "parallel_wine",
     "seed": 0,
