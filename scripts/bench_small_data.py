@@ -53,6 +53,7 @@ its training data; A's wall time at most 2x B's on each case.
     python scripts/bench_small_data.py ... --a-without-reuse   # A0 too: every fold on a new model (before FoldStart)
     python scripts/bench_small_data.py --cases mnist1d_30 wine --seeds 0 --trials 2 --epochs 20 \
         --tab-trials 2 --tab-epochs 20 --breakdown   # A only, timing on: where one fold's time goes
+    python scripts/bench_small_data.py --cases mnist1d_30 mnist1d_60 --single-repeat   # A1 too: 3 folds, no repeat
 """
 
 from __future__ import annotations
@@ -325,6 +326,21 @@ def report(rows: list[dict]) -> dict:
                 for which, check in (r[side].get("fit_check") or {}).items():
                     print(f"  {r['case']:<12} seed {r['seed']} {side} {which:<8} {chance_cell(check)}"
                           + (f", test {check['test_accuracy']:.3f}" if check else ""))
+    single = [r for r in rows if "A1" in r]
+    if single:
+        print("\nRepeats under 100 pooled examples: A (cv auto: 3 folds x 2 repeats), A1 (3 folds, one repeat), "
+              "B (holdout); refit test, paired p against its baseline, CPU seconds:")
+        print(f"{'case':<14}{'seed':>4} {'A test':>7} {'p':>5} {'A1 test':>7} {'p':>5} {'B test':>7} "
+              f"{'A cpu':>6} {'A1 cpu':>6} {'B cpu':>6} {'A/B':>5} {'A1/B':>5}  A1's plan")
+        for r in single:
+            a, a1, b = r["A"], r["A1"], r["B"]
+            bc = max(b.get("cpu_s", 0), 1e-9)
+            print(f"{r['case']:<14}{r['seed']:>4} {fmt(a.get('test')):>7} {fmt(a.get('p_value'), 2):>5}"
+                  f"{'!' if a.get('worse') else ' '}{fmt(a1.get('test')):>7} {fmt(a1.get('p_value'), 2):>5}"
+                  f"{'!' if a1.get('worse') else ' '}{fmt(b.get('test')):>7} {a.get('cpu_s', 0):>6.0f} "
+                  f"{a1.get('cpu_s', 0):>6.0f} {b.get('cpu_s', 0):>6.0f} {a.get('cpu_s', 0) / bc:>5.2f} "
+                  f"{a1.get('cpu_s', 0) / bc:>5.2f}  {a1.get('plan', '')}")
+        print("  (! = significantly worse than its own baseline, p < 0.05)")
     reuse_rows = [r for r in rows if "A0" in r]
     if reuse_rows:
         print("\nFold reuse: A (folds on one reset model), A0 (a new model per fold, as before), B (holdout); "
@@ -398,12 +414,17 @@ def main():
     parser.add_argument("--a-without-reuse", action="store_true",
                         help="also run A with every fold on a new model (A0: before FoldStart), interleaved with A "
                              "and B (the order rotates per case), and print A, A0 and B's wall and CPU seconds")
+    parser.add_argument("--single-repeat", action="store_true",
+                        help="also run A1: A with 3-fold cross-validation and no repeat, on the cases whose pool "
+                             "(training + validation) is under 100 examples, where cv auto repeats the folds")
     parser.add_argument("--breakdown", action="store_true",
                         help="A only, first seed, with kreg's timing sections: where one fold's time goes")
     args = parser.parse_args()
 
     warnings.filterwarnings("ignore")
     import keras
+
+    from kreg.lab.search.defaults import AUTO_CV_REPEAT_BELOW
 
     print(f"backend {keras.backend.backend()}; cases {' '.join(args.cases)}; seeds {args.seeds}; "
           f"MNIST-1D {args.trials} trials x {args.epochs} epochs, tabular {args.tab_trials} x {args.tab_epochs}")
@@ -438,6 +459,9 @@ def main():
             row = {"case": case, "seed": seed, "examples": splits.sizes(), "space": space, "A": a, "B": b}
             if a0 is not None:
                 row["A0"] = a0
+            if args.single_repeat and len(splits.x_train) + len(splits.x_val) < AUTO_CV_REPEAT_BELOW:  # cv auto repeats
+                row["A1"], _ = run_search(case, model, splits, seed, trials, epochs, {"tuner": args.tuner, "cv": 3},
+                                          "A1", fcn)
             rows.append(row)
             print(f"{case} seed {seed}: A {a['metric']} {fmt(a.get('test'))} (baseline {fmt(a.get('baseline_test'))}"
                   f", {a.get('line', '')}) {a['wall_s']:.0f}s; B {fmt(b.get('test'))} ({b['figure_from']}"

@@ -37,7 +37,11 @@ if [ "$PROCESSES" = 0 ]; then
 fi
 JAX_DIR="$(mktemp -d)"
 JAX_PID=""
-trap '[ -n "$JAX_PID" ] && kill -- "-$JAX_PID" 2>/dev/null; rm -rf "$JAX_DIR"' EXIT
+stop_jax() {  # on any exit: the JAX session stopped (if still running), its files removed; the exit code kept
+    if [ -n "$JAX_PID" ]; then kill -- "-$JAX_PID" 2>/dev/null || true; fi
+    rm -rf "$JAX_DIR"
+}
+trap stop_jax EXIT
 trap 'exit 130' INT TERM
 set -m  # the JAX session in its own process group: stopped whole if this script is
 KERAS_BACKEND=jax nice -n 10 python -m pytest -n 2 "${DIST[@]}" "${JAX_ARGS[@]}" --basetemp "$JAX_DIR/tmp" "$@" \

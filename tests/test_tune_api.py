@@ -11,6 +11,12 @@ import kreg
 from kreg.lab.errors import ConfigError, DataError
 
 
+def tune(*args, **kwargs):
+    """``kreg.tune`` without the refit unless a test asks for it: these tests read the trials and their runs (the
+    refit, the answer and its model are tested in test_selection.py and test_export.py)."""
+    return kreg.tune(*args, **{"refit": False, **kwargs})
+
+
 def images(n=96, seed=0):
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 3, n)
@@ -44,7 +50,7 @@ def test_users_functional_model_on_arrays(tmp_path):
     xt, yt = images(48, seed=1)
     data = kreg.data.from_arrays(x, y, x_test=xt, y_test=yt)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    result = kreg.tune(skip_cnn, data, techniques={
+    result = tune(skip_cnn, data, techniques={
         "l2": {"optional": False, "strength": 1e-4},
         "spatial_dropout": {"optional": False, "rate": 0.1},
         "dropout": {"optional": False, "rate": 0.2},
@@ -76,7 +82,7 @@ def test_softmax_and_logits_outputs_train_alike(tmp_path, activation):
         h = keras.layers.Dense(16, activation="relu")(keras.layers.Flatten()(inp))
         return keras.Model(inp, keras.layers.Dense(3, activation=activation)(h))
 
-    result = kreg.tune(build, data, techniques={}, max_trials=1, epochs=3, tuner="random", learning_rate=0.01,
+    result = tune(build, data, techniques={}, max_trials=1, epochs=3, tuner="random", learning_rate=0.01,
                        tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", experiment="heads", cv=None)
     m = result.baseline.metrics
     assert m["train_accuracy"] > 0.6  # learnable data: a wrong from_logits would stall it
@@ -90,7 +96,7 @@ def test_regression_contract_in_mlflow(tmp_path):
     data = kreg.data.from_arrays(x[:150], y[:150], x_test=x[150:], y_test=y[150:])
     assert data.spec.task.kind == "regression"
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    result = kreg.tune("mlp", data, model_args={"width": 16, "depth": 1}, learning_rate=0.01,
+    result = tune("mlp", data, model_args={"width": 16, "depth": 1}, learning_rate=0.01,
                        techniques={"dropout": {"min": 0.1, "max": 0.3}, "label_smoothing": None} if False else
                        {"dropout": {"min": 0.1, "max": 0.3}}, max_trials=2, epochs=3, tuner="random",
                        tracking_uri=uri, experiment="reg", cv=None)
@@ -113,7 +119,7 @@ def test_regression_refuses_classification_techniques(tmp_path):
     x = np.random.default_rng(0).normal(size=(60, 4)).astype("float32")
     data = kreg.data.from_arrays(x, x[:, 0] * 2.0, x_test=x[:20], y_test=x[:20, 0])
     with pytest.raises(ConfigError, match=r"`techniques.label_smoothing`.*a technique for classification"):
-        kreg.tune("mlp", data, techniques={"label_smoothing": {"min": 0.0, "max": 0.1}},
+        tune("mlp", data, techniques={"label_smoothing": {"min": 0.0, "max": 0.1}},
                   tracking_uri=f"sqlite:///{tmp_path}/s/mlflow.db", cv=None)
     assert not (tmp_path / "s").exists()
 
@@ -132,11 +138,11 @@ def test_subclassed_model_agnostic_only(tmp_path):
     x, y = images()
     data = kreg.data.from_arrays(x, y, x_test=x[:30], y_test=y[:30])
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    result = kreg.tune(lambda plan: Subclassed(), data, techniques={"label_smoothing": {"min": 0.05, "max": 0.1}},
+    result = tune(lambda plan: Subclassed(), data, techniques={"label_smoothing": {"min": 0.05, "max": 0.1}},
                        max_trials=1, epochs=1, tracking_uri=uri, experiment="sub", cv=None)
     assert result.records[0].status == "COMPLETED"
     with pytest.raises(ConfigError, match="dropout"):
-        kreg.tune(Subclassed, data, techniques={"dropout": {"min": 0.1, "max": 0.2}},
+        tune(Subclassed, data, techniques={"dropout": {"min": 0.1, "max": 0.2}},
                   tracking_uri=f"sqlite:///{tmp_path}/refused/mlflow.db", cv=None)
     assert not (tmp_path / "refused").exists()  # refused before any run
 
@@ -151,20 +157,20 @@ def test_misfit_plan_fails_before_any_run(tmp_path):
 
     data = kreg.data.from_arrays(x, y, x_test=x[:20], y_test=y[:20])
     with pytest.raises(ConfigError, match="spatial"):
-        kreg.tune(mlp, data, techniques={"spatial_dropout": {"min": 0.1, "max": 0.2}},
+        tune(mlp, data, techniques={"spatial_dropout": {"min": 0.1, "max": 0.2}},
                   tracking_uri=f"sqlite:///{tmp_path}/s/mlflow.db", cv=None)
     with pytest.raises(ConfigError, match="output units"):
-        kreg.tune(mlp, kreg.data.from_arrays(x, np.arange(60) % 3, x_test=x[:21], y_test=np.arange(21) % 3),
+        tune(mlp, kreg.data.from_arrays(x, np.arange(60) % 3, x_test=x[:21], y_test=np.arange(21) % 3),
                   tracking_uri=f"sqlite:///{tmp_path}/s/mlflow.db", cv=None)
     with pytest.raises(ConfigError, match="objective"):
-        kreg.tune(mlp, data, objective="val_mae", tracking_uri=f"sqlite:///{tmp_path}/s/mlflow.db", cv=None)
+        tune(mlp, data, objective="val_mae", tracking_uri=f"sqlite:///{tmp_path}/s/mlflow.db", cv=None)
     assert not (tmp_path / "s").exists()
 
 
 def test_bad_data_fails_before_any_run(tmp_path):
     x = np.zeros((10, 3), "float32")
     with pytest.raises(DataError):
-        kreg.tune("mlp", (x, np.arange(9)), tracking_uri=f"sqlite:///{tmp_path}/s/mlflow.db", cv=None)
+        tune("mlp", (x, np.arange(9)), tracking_uri=f"sqlite:///{tmp_path}/s/mlflow.db", cv=None)
     assert not (tmp_path / "s").exists()
 
 
@@ -173,7 +179,7 @@ def test_a_keras_model_instance_is_cloned_with_fresh_weights(tmp_path):
     data = kreg.data.from_arrays(x, y, x_test=x[:30], y_test=y[:30])
     model = skip_cnn()
     before = [w.copy() for w in model.get_weights()]
-    result = kreg.tune(model, data, techniques={"dropout": {"optional": False, "rate": 0.2}}, max_trials=1,
+    result = tune(model, data, techniques={"dropout": {"optional": False, "rate": 0.2}}, max_trials=1,
                        epochs=1, tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", experiment="inst", cv=None)
     assert result.records[0].status == "COMPLETED"
     for a, b in zip(before, model.get_weights()):
@@ -191,12 +197,12 @@ def test_binary_sigmoid_head_and_its_refusals(tmp_path):
         h = keras.layers.Dense(8, activation="relu")(inp)
         return keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(h))
 
-    result = kreg.tune(build, data, techniques={"l2": {"optional": False, "strength": 1e-4}}, max_trials=1,
+    result = tune(build, data, techniques={"l2": {"optional": False, "strength": 1e-4}}, max_trials=1,
                        epochs=20, learning_rate=0.05, tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", experiment="bin", cv=None)
     m = result.baseline.metrics
     assert m["train_accuracy"] > 0.8 and "test_accuracy" in m
     with pytest.raises(ConfigError, match="augment_mixup"):
-        kreg.tune(build, data, techniques={"augment_mixup": {"min": 0.1, "max": 0.2}},
+        tune(build, data, techniques={"augment_mixup": {"min": 0.1, "max": 0.2}},
                   tracking_uri=f"sqlite:///{tmp_path}/s/mlflow.db", cv=None)
     assert not (tmp_path / "s").exists()
 
@@ -208,11 +214,11 @@ def test_streamed_tf_data_through_tune(tmp_path):
     ds = lambda a, b: tf.data.Dataset.from_tensor_slices((a, b))  # noqa: E731
     data = kreg.data.from_datasets(ds(x[:80], y[:80]), validation=ds(x[80:104], y[80:104]),
                                    test=ds(x[104:], y[104:]), task="classification", num_classes=3)
-    result = kreg.tune(skip_cnn, data, techniques={"dropout": {"optional": False, "rate": 0.1}}, max_trials=1,
+    result = tune(skip_cnn, data, techniques={"dropout": {"optional": False, "rate": 0.1}}, max_trials=1,
                        epochs=2, tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", experiment="stream", cv=None)
     assert result.records[0].status == "COMPLETED"
     with pytest.raises(ConfigError, match="ensemble"):
-        kreg.tune(skip_cnn, data, techniques={"ensemble": {"members": 2}},
+        tune(skip_cnn, data, techniques={"ensemble": {"members": 2}},
                   tracking_uri=f"sqlite:///{tmp_path}/s/mlflow.db", cv=None)
 
 
@@ -269,7 +275,7 @@ def test_builder_taking_the_plan_places_techniques_with_its_helpers(tmp_path):
         return keras.Model(inp, keras.layers.Dense(3, kernel_regularizer=plan.kernel_regularizer(hidden=False),
                                                    name="logits")(h))
 
-    result = kreg.tune(build, data, techniques={
+    result = tune(build, data, techniques={
         "l2": {"optional": False, "strength": 1e-4}, "dropout": {"optional": False, "rate": 0.2},
         "spatial_dropout": {"optional": False, "rate": 0.1}, "augment_flip": {"optional": False, "strength": 1.0}},
         max_trials=1, epochs=1, tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", experiment="planned", cv=None)
@@ -299,7 +305,7 @@ def test_heads_read_from_their_outputs(tmp_path):
         return keras.Model(inp, keras.ops.softmax(keras.layers.Dense(2)(keras.layers.Dense(8, activation="relu")(inp))))
 
     for build in (logit, op_softmax):
-        result = kreg.tune(build, data, techniques={}, max_trials=1, epochs=20, learning_rate=0.05, verbose=0,
+        result = tune(build, data, techniques={}, max_trials=1, epochs=20, learning_rate=0.05, verbose=0,
                            tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", experiment=build.__name__, cv=None)
         m = result.baseline.metrics
         assert m["train_accuracy"] > 0.8, build.__name__  # a misread head would not learn
@@ -316,24 +322,24 @@ def test_models_that_cannot_fit_the_data_are_refused_before_any_run(tmp_path):
         return keras.Model(inp, keras.layers.Dense(1, activation="relu")(inp))
 
     with pytest.raises(ConfigError, match="output activation relu"):
-        kreg.tune(relu_head, reg, tracking_uri=uri, cv=None)
+        tune(relu_head, reg, tracking_uri=uri, cv=None)
 
     def wrong_input():
         inp = keras.Input((5,))
         return keras.Model(inp, keras.layers.Dense(1)(inp))
 
     with pytest.raises(ConfigError, match=r"input shape \(5,\)"):
-        kreg.tune(wrong_input, reg, tracking_uri=uri, cv=None)
+        tune(wrong_input, reg, tracking_uri=uri, cv=None)
     cls = kreg.data.from_arrays(x[:90], y[:90], x_test=x[90:], y_test=y[90:])
     with pytest.raises(ConfigError, match="val_accuracy"):
-        kreg.tune("mlp", cls, metrics=[keras.metrics.AUC(name="auc")], tracking_uri=uri, cv=None)
+        tune("mlp", cls, metrics=[keras.metrics.AUC(name="auc")], tracking_uri=uri, cv=None)
     assert not (tmp_path / "s").exists()
 
 
 def test_hyperband_baseline_trains_every_epoch_and_zero_strength_is_off(tmp_path):
     x, y = _binary(200)
     data = kreg.data.from_arrays(x[:150], y[:150], x_test=x[150:], y_test=y[150:])
-    result = kreg.tune("mlp", data, model_args={"width": 8, "depth": 1}, tuner="hyperband", max_trials=3,
+    result = tune("mlp", data, model_args={"width": 8, "depth": 1}, tuner="hyperband", max_trials=3,
                        epochs=9, techniques={"dropout": {"min": 0.1, "max": 0.3}}, verbose=0,
                        tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", cv=None)
     assert result.baseline.plan.is_baseline and result.baseline.metrics["epochs_run"] == 9
