@@ -30,6 +30,14 @@ fi
 # report is printed after TensorFlow's. KREG_TEST_PROCESSES=0 runs the two one
 # after the other, in this process.
 JAX_ARGS=(-m "backend_agnostic or lab_e2e" -p no:cacheprovider)
+# Unless a test path was named, only the files that hold such tests are collected (each process imports every
+# file it collects: about 6 CPU seconds saved per process).
+NAMED_PATH=0
+for arg in "$@"; do case "$arg" in -*) ;; *) NAMED_PATH=1 ;; esac; done
+if [ "$NAMED_PATH" = 0 ]; then
+    mapfile -t JAX_FILES < <(grep -l -E "backend_agnostic|lab_e2e" tests/test_*.py)
+    JAX_ARGS+=("${JAX_FILES[@]}")
+fi
 if [ "$PROCESSES" = 0 ]; then
     python -m pytest --durations=20 "$@"
     KERAS_BACKEND=jax python -m pytest "${JAX_ARGS[@]}" "$@"
