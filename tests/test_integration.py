@@ -14,7 +14,7 @@ PIPELINE = {
     "data": {"dataset": "wine", "train_eval_samples": 50},
     "model": {"type": "mlp", "width": 16, "depth": 1},
     "training": {"epochs": 2, "batch_size": 16, "learning_rate": 0.01},
-    "search": {"cv": None,
+    "search": {"cv": None, "refit": False,  # nothing here reads the refit: test_selection's and test_export's
         "tuner": "random",
         "max_trials": 2,
         "techniques": {"dropout": {"min": 0.1, "max": 0.3}, "l2": {"min": 1e-5, "max": 1e-3, "scale": "log"}},
@@ -129,7 +129,7 @@ PROCEDURES = {
     "model": {"type": "mlp", "width": 16, "depth": 1},
     "training": {"epochs": 4, "batch_size": 16, "learning_rate": 0.01},
     "monitor": {"weights": True, "sharpness": {"samples": 2, "every": 1}},
-    "search": {"cv": None,
+    "search": {"cv": None, "refit": False,
         "tuner": "random",
         "max_trials": 1,
         "techniques": {
@@ -173,7 +173,7 @@ AUGMENTED = {
     "data": {"dataset": "wine", "train_eval_samples": 50},
     "model": {"type": "mlp", "width": 16, "depth": 1},
     "training": {"epochs": 3, "batch_size": 16, "learning_rate": 0.01},
-    "search": {"cv": None,
+    "search": {"cv": None, "refit": False,
         "tuner": "random",
         "max_trials": 1,
         "techniques": {
