@@ -65,7 +65,23 @@ def _runs(uri: str, experiment: str):
     return client, parents, [r for r in runs if "mlflow.parentRunId" in r.data.tags]
 
 
-def test_workers_log_every_trial_once_and_propose_the_same_trials(tmp_path):
+def _tune_here(tmp_path: Path, monkeypatch, capfd, pipeline: Path, uri: str, *args: str) -> tuple[int, str]:
+    """``kreg tune`` in this process (TensorFlow is imported already: a subprocess would import it again),
+    with the environment ``_tune`` gives its subprocess; spawned workers write to the captured descriptors."""
+    for key, value in _env(tmp_path).items():
+        if os.environ.get(key) != value:
+            monkeypatch.setenv(key, value)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    from kreg.lab.cli import main
+
+    capfd.readouterr()
+    code = main(["tune", str(pipeline), "--tracking-uri", uri, *args])
+    captured = capfd.readouterr()
+    return code, captured.out + "\n".join(line for line in captured.err.splitlines() if not line.startswith(NOISE))
+
+
+def test_workers_log_every_trial_once_and_propose_the_same_trials(tmp_path, monkeypatch, capfd):
     pipeline = tmp_path / "p.yaml"
     pipeline.write_text(yaml.safe_dump(PIPELINE, sort_keys=False))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -94,7 +110,7 @@ def test_workers_log_every_trial_once_and_propose_the_same_trials(tmp_path):
     assert sorted(p.name for p in logs) == ["w1.log", "w2.log"]
 
     # The same trials as one process proposes (a random oracle: proposals do not depend on who finishes first).
-    code, out = _tune(tmp_path, pipeline, uri, "--experiment", "single")
+    code, out = _tune_here(tmp_path, monkeypatch, capfd, pipeline, uri, "--experiment", "single")
     assert code == 0, out
     _, _, single = _runs(uri, "single")
 
@@ -217,7 +233,7 @@ def test_kreg_tune_with_workers_from_python(tmp_path, wine_splits):
         assert summary.answer.baseline_refit.metrics == kept["metrics"]
 
 
-def test_a_signal_stops_the_chief_and_its_workers_and_resume_completes(tmp_path):
+def test_a_signal_stops_the_chief_and_its_workers_and_resume_completes(tmp_path, monkeypatch, capfd):
     """SIGTERM to the chief mid-search: its workers stop too, every run is closed, exit 143; --resume finishes."""
     import signal
 
@@ -254,7 +270,8 @@ def test_a_signal_stops_the_chief_and_its_workers_and_resume_completes(tmp_path)
     done = {r.data.tags["kreg.trial_id"] for r in children if r.data.tags["kreg.trial_status"] == "COMPLETED"}
     assert 1 <= len(done) < TRIALS
 
-    code, out = _tune(tmp_path, pipeline, uri, "--workers", "2", "--resume")
+    # The resume in this process: its chief need not import TensorFlow again (its workers are fresh processes)
+    code, out = _tune_here(tmp_path, monkeypatch, capfd, pipeline, uri, "--workers", "2", "--resume")
     assert code == 0, out
     _, parents, children = _runs(uri, "parallel_wine")
     assert [p.info.status for p in parents] == ["FINISHED"] and parents[0].data.metrics["n_trials"] == TRIALS
@@ -300,11 +317,13 @@ def test_a_chief_that_cannot_open_its_store_stops_its_workers_and_exits(tmp_path
             assert psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 
-def test_trials_failing_in_a_row_stop_a_parallel_search_as_they_stop_one_process(tmp_path):
+def test_trials_failing_in_a_row_stop_a_parallel_search_as_they_stop_one_process(tmp_path, monkeypatch, capfd):
     pipeline = tmp_path / "p.yaml"
     pipeline.write_text(yaml.safe_dump({**PIPELINE, "name": "all_nan", "training": {
         "epochs": 2, "batch_size": 16, "learning_rate": 1.0e12, "optimizer": "sgd"}}, sort_keys=False))
-    code, out = _tune(tmp_path, pipeline, f"sqlite:///{tmp_path / 'mlflow.db'}", "--workers", "2")
+    # The chief in this process (the workers, spawned, write to the same captured descriptors)
+    code, out = _tune_here(tmp_path, monkeypatch, capfd, pipeline, f"sqlite:///{tmp_path / 'mlflow.db'}",
+                           "--workers", "2")
     assert code == 1, out
     assert "Traceback" not in out
     assert "stopped after 3 failed trials in a row" in out and "no trial completed" in out, out
