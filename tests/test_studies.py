@@ -42,7 +42,7 @@ def test_ensemble_size_formula_holds_and_its_runs_are_in_mlflow(tmp_path):
     import kreg
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    result = kreg.study("ensemble_size", "mlp", "wine", plan={"dropout": 0.2}, epochs=8, members=3,
+    result = kreg.study("ensemble_size", "mlp", "wine", plan={"dropout": 0.2}, epochs=3, members=3,
                         tracking_uri=uri, **SMALL)
     assert [p["k"] for p in result.points] == [1, 2, 3]
     for point in result.points:
@@ -62,11 +62,12 @@ def test_ensemble_size_formula_holds_and_its_runs_are_in_mlflow(tmp_path):
 
 def test_learning_curve_from_the_command_line(tmp_path):
     """`kreg study` in a fresh process (its default: the MLP on digits); the store read back: the gap shrinks
-    from 10% of the training set to all of it."""
+    from 10% of the training set to all of it. 15 epochs (was 40): baseline gap 0.236 at 72 examples against
+    0.005 at 718 (40 epochs: 0.233 against 0.017; 10 epochs: 0.203 against -0.002)."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KREG_HOME": str(tmp_path)}
     proc = subprocess.run([sys.executable, "-m", "kreg.lab.cli", "study", "learning_curve", "--plan", "dropout=0.3",
-                           "--set", "fractions=0.1,1", "--epochs", "40", "--tracking-uri", uri],
+                           "--set", "fractions=0.1,1", "--epochs", "15", "--tracking-uri", uri],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     assert "HELD: baseline gap in accuracy" in proc.stdout, proc.stdout
