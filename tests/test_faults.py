@@ -158,12 +158,12 @@ def _mount_small_disk(directory: Path, size: str = "16m") -> None:
 
 
 def _fill(directory: Path) -> None:
-    """Writes into ``directory`` until its disk is full."""
-    with open(directory / "filler", "wb") as handle:
+    """Writes into ``directory`` until its disk is full. Unbuffered: nothing is left to flush when the file
+    closes on a full disk (a buffered close raised ENOSPC there once, on a loaded machine)."""
+    with open(directory / "filler", "wb", buffering=0) as handle:
         try:
             while True:
                 handle.write(b"\0" * 65536)
-                handle.flush()
         except OSError:
             pass
 
