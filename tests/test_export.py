@@ -86,7 +86,7 @@ def test_regression_on_raw_units_predicts_in_target_units_in_a_fresh_process_and
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     summary = kreg.tune(build, kreg.data.from_arrays(x[:350], y[:350], x_test=x_test, y_test=y_test),
                         techniques={"l2": {"min": 1e-5, "max": 1e-2, "scale": "log"}}, tuner="random",
-                        max_trials=2, epochs=8, tracking_uri=uri, verbose=0, register="diabetes_answer", cv=None)
+                        max_trials=1, epochs=4, tracking_uri=uri, verbose=0, register="diabetes_answer", cv=None)
     figures = _refit_figures(uri, summary)
     # In this process: the model takes raw inputs and answers in the targets' units.
     here = summary.model.predict(x_test, verbose=0).reshape(-1)
@@ -155,7 +155,7 @@ def test_csv_with_categories_and_string_labels_predicts_raw_rows_in_a_fresh_proc
     test.loc[:4, "city"] = "Brest"  # unseen in training: all zeros, as inside the search
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     summary = kreg.tune("mlp", kreg.data.from_csv(train, "label", test=test), model_args={"width": 16, "depth": 1},
-                        techniques={}, tuner="random", max_trials=1, epochs=10, tracking_uri=uri, verbose=0, cv=None)
+                        techniques={}, tuner="random", max_trials=1, epochs=4, tracking_uri=uri, verbose=0, cv=None)
     figures = _refit_figures(uri, summary)
     raw = test.drop(columns="label")
     raw.to_csv(tmp_path / "raw.csv", index=False)
