@@ -134,6 +134,7 @@ def run_study(study: Study, model, data, *, plan: dict | None = None, epochs: in
     from kreg.lab.tracking import notes
     from kreg.lab.tracking.mlflow import SearchTracker, TrialRun
     from kreg.lab.tracking.store import check_tracking_uri, resolve_tracking_uri
+    from kreg.lab.trial import memory
 
     unknown = sorted(set(options) - set(study.options))
     if unknown:
@@ -160,7 +161,10 @@ def run_study(study: Study, model, data, *, plan: dict | None = None, epochs: in
     try:
         with tempfile.TemporaryDirectory() as tmp:
             ctx = StudyContext(problem, space, tracker, study.kind, Path(tmp), echo)
-            points, figures, held, verdict, plots = study.run(ctx, **values)
+            # What existed before the study (TensorFlow, Keras, MLflow) out of the garbage collector's sight, as
+            # for a search's trials: each clear_session between its fits then collects only what the study made.
+            with memory.frozen():
+                points, figures, held, verdict, plots = study.run(ctx, **values)
             TrialRun(tracker.client, tracker.parent_id).log_metrics(figures)  # finite numbers only
             for path in plots:
                 tracker.client.log_artifact(tracker.parent_id, str(path))
