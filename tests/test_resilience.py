@@ -282,7 +282,7 @@ def test_signal_during_the_refit_stops_it_and_resume_only_refits(tmp_path):
     parent_id, status = _parent(tmp_path)
     assert status == "KILLED"  # not FINISHED: the store says what the exit code says
     error = _tag(tmp_path, parent_id, "kreg.error")
-    assert error.startswith("interrupted by SIGTERM during the refit (all 1 trials are kept); resume with: "
+    assert error.startswith("interrupted by SIGTERM during the refit (its one trial is kept); resume with: "
                             f"kreg tune {pipeline} --tracking-uri sqlite:///{tmp_path / 'mlflow.db'} "
                             f"--resume {parent_id}"), error
     assert "interrupted by SIGTERM during the refit" in " ".join(out.split())

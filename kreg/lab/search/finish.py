@@ -226,7 +226,8 @@ def finish_search(search: Search, tracker, session, records, *, status: str, err
             answer.refit = answer.baseline_refit = answer.comparison = answer.exported = None
             how = (resume_command.format(session.parent_id) if resume_command
                    else f'kreg.tune(..., resume="{session.parent_id}") with the same arguments')
-            exc.message = (f"interrupted by {exc.name} during the refit (all {len(records)} trials are kept); "
+            kept = "its one trial is kept" if len(records) == 1 else f"all {len(records)} trials are kept"
+            exc.message = (f"interrupted by {exc.name} during the refit ({kept}); "
                            f"resume with: {how} (it only redoes the refit)")
             error = f"{error}; {exc.message}" if error else exc.message
         except Exception as exc:  # the search's trials stand; say what is missing
